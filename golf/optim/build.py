@@ -1,0 +1,84 @@
+"""The baseline's optimizer split: Muon on block matrices, Adam on the embedding, head and scalars."""
+
+from dataclasses import dataclass
+
+import torch
+
+from golf.model.gpt import CONTROL_PARAM_PATTERNS, GPT
+from golf.optim.muon import Muon
+
+
+@dataclass
+class OptimConfig:
+    name: str = "muon_adam"
+    matrix_lr: float = 0.04
+    scalar_lr: float = 0.04
+    tied_embed_lr: float = 0.05
+    embed_lr: float = 0.6
+    head_lr: float = 0.008
+    muon_momentum: float = 0.95
+    muon_momentum_warmup_start: float = 0.85
+    muon_momentum_warmup_steps: int = 500
+    muon_backend_steps: int = 5
+    muon_ns_dtype: str = "bfloat16"
+    beta1: float = 0.9
+    beta2: float = 0.95
+    adam_eps: float = 1e-8
+    grad_clip_norm: float = 0.0
+
+
+NS_DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+def build_optimizers(model: GPT, cfg: OptimConfig, device_type: str = "cpu") -> list[torch.optim.Optimizer]:
+    """The baseline's split, one optimizer per role: Adam on the embedding, Muon on block matrices, Adam on the
+    scalars, vectors and control tensors (skip_weights included), and Adam on the head when it is untied.
+
+    Every parameter lands in exactly one group; each group carries "base_lr" (for set_lr_scale) and a "name".
+    """
+    if cfg.muon_ns_dtype not in NS_DTYPES:
+        raise ValueError(f"optim.muon_ns_dtype must be one of {sorted(NS_DTYPES)}, got {cfg.muon_ns_dtype!r}")
+    embed, head, matrices, scalars = [], [], [], []
+    for name, p in model.named_parameters():
+        if name == "tok_emb.weight":
+            embed.append(p)
+        elif name == "lm_head.weight":
+            head.append(p)
+        elif name.startswith("blocks.") and p.ndim == 2 and not any(pat in name for pat in CONTROL_PARAM_PATTERNS):
+            matrices.append(p)
+        else:  # vectors, control tensors and skip_weights: small, and Muon's orthogonalization means nothing there
+            scalars.append(p)
+
+    def adam(params: list[torch.Tensor], lr: float, name: str) -> torch.optim.Adam:
+        return torch.optim.Adam(
+            [{"params": params, "lr": lr, "base_lr": lr, "name": name}],
+            betas=(cfg.beta1, cfg.beta2), eps=cfg.adam_eps, weight_decay=0.0, fused=device_type == "cuda",
+        )
+
+    embed_lr = cfg.tied_embed_lr if model.cfg.tie_embeddings else cfg.embed_lr
+    optimizers: list[torch.optim.Optimizer] = [adam(embed, embed_lr, "embed")]
+    if matrices:
+        optimizers.append(Muon(
+            [{"params": matrices, "lr": cfg.matrix_lr, "base_lr": cfg.matrix_lr, "name": "matrix"}],
+            lr=cfg.matrix_lr, momentum=cfg.muon_momentum, backend_steps=cfg.muon_backend_steps,
+            ns_dtype=NS_DTYPES[cfg.muon_ns_dtype],
+        ))
+    if scalars:
+        optimizers.append(adam(scalars, cfg.scalar_lr, "scalar"))
+    if head:
+        optimizers.append(adam(head, cfg.head_lr, "head"))
+    return optimizers
+
+
+def set_lr_scale(optimizers: list[torch.optim.Optimizer], scale: float) -> None:
+    """lr = base_lr * scale in every group (the schedule's multiplier)."""
+    for opt in optimizers:
+        for group in opt.param_groups:
+            group["lr"] = group["base_lr"] * scale
+
+
+def set_muon_momentum(optimizers: list[torch.optim.Optimizer], momentum: float) -> None:
+    for opt in optimizers:
+        if isinstance(opt, Muon):
+            for group in opt.param_groups:
+                group["momentum"] = momentum

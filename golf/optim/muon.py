@@ -1,0 +1,112 @@
+"""Muon as the challenge's baseline runs it: Nesterov momentum, Newton-Schulz orthogonalization, shape scaling.
+
+golf writes its own rather than use `torch.optim.Muon`, whose update differs from the challenge's: torch keeps an
+EMA momentum buffer (buf.lerp_(grad, 1 - momentum)), which equals the baseline's sum buffer (buf = momentum*buf +
+grad) only up to a factor that NS normalization cancels while momentum is constant, but not while it is warmed up
+from 0.85 to 0.95; it applies decoupled weight decay by default (0.1; the baseline has none); it always runs
+Newton-Schulz in bf16 and clamps the norm instead of adding eps; and it has no distributed share-out, so every rank
+orthogonalizes every matrix. The shape scaling max(1, rows/cols)**0.5 and the coefficients are the same.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Optional
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # quintic; maximal slope at 0, converges to a band around 1
+
+
+def zeropower_via_newton_schulz(G: Tensor, steps: int = 5, eps: float = 1e-7, dtype: torch.dtype = torch.bfloat16) -> Tensor:
+    """Approximately U V^T for G = U S V^T: keeps the singular vectors, moves the singular values toward 1.
+
+    Each step applies p(x) = a x + b x^3 + c x^5 to the singular values. Dividing by the Frobenius norm first puts
+    them all in [0, 1]; after 5 steps every one that started above 0.005 lies in [0.68, 1.21] (not exactly 1: the
+    coefficients trade convergence for a steep slope at 0, which lifts small singular values in few steps). Works on the wide orientation (rows <= cols) so that the
+    Gram matrix X X^T is the small one. The result is in `dtype`, with G's shape.
+    """
+    if G.ndim != 2:
+        raise ValueError(f"Newton-Schulz needs a matrix, got shape {tuple(G.shape)}")
+    a, b, c = NS_COEFFICIENTS
+    X = G.to(dtype)
+    X = X / (X.norm() + eps)  # + eps: a zero gradient gives a zero update, not NaN
+    tall = G.size(0) > G.size(1)
+    if tall:
+        X = X.T
+    for _ in range(steps):
+        A = X @ X.T
+        B = b * A + c * (A @ A)
+        X = a * X + B @ X
+    return X.T if tall else X
+
+
+class Muon(torch.optim.Optimizer):
+    """Momentum, then orthogonalize, then p -= lr * max(1, rows/cols)**0.5 * update, for 2-D parameters.
+
+    With torch.distributed initialized, parameter i (counted over all groups) is orthogonalized by rank
+    i % world_size; each rank writes its updates into a flat fp32 buffer of zeros, one all_reduce(SUM) combines
+    them, and every rank applies every update. The gradients must already be identical on all ranks (as after DDP).
+    Momentum buffers are kept on every rank (cheap, elementwise), so any rank's state_dict holds the whole state.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict],
+        lr: float,
+        momentum: float,
+        backend_steps: int,
+        nesterov: bool = True,
+        ns_dtype: torch.dtype = torch.bfloat16,
+    ):
+        if lr < 0:
+            raise ValueError(f"lr must be >= 0, got {lr}")
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        defaults = dict(lr=lr, momentum=momentum, backend_steps=backend_steps, nesterov=nesterov, ns_dtype=ns_dtype)
+        super().__init__(params, defaults)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.ndim != 2:
+                    raise ValueError(f"Muon updates matrices only, got a parameter of shape {tuple(p.shape)}")
+
+    @torch.no_grad()
+    def step(self, closure: Optional[Callable[[], float]] = None) -> Optional[float]:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+
+        distributed = dist.is_available() and dist.is_initialized()
+        world_size = dist.get_world_size() if distributed else 1
+        rank = dist.get_rank() if distributed else 0
+
+        todo = [(p, group) for group in self.param_groups for p in group["params"] if p.grad is not None]
+        if not todo:
+            return loss
+        flat = torch.zeros(sum(p.numel() for p, _ in todo), device=todo[0][0].device, dtype=torch.float32)
+
+        offset = 0
+        for i, (p, group) in enumerate(todo):
+            grad = p.grad
+            state = self.state[p]
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = torch.zeros_like(grad)
+            buf = state["momentum_buffer"]
+            buf.mul_(group["momentum"]).add_(grad)
+            if i % world_size == rank:
+                update = grad.add(buf, alpha=group["momentum"]) if group["nesterov"] else buf
+                update = zeropower_via_newton_schulz(update, steps=group["backend_steps"], dtype=group["ns_dtype"])
+                update = update.float() * max(1.0, p.size(0) / p.size(1)) ** 0.5  # same RMS per element, any shape
+                flat[offset: offset + p.numel()] = update.reshape(-1)
+            offset += p.numel()
+
+        if world_size > 1:
+            dist.all_reduce(flat, op=dist.ReduceOp.SUM)  # each slot holds exactly one rank's update, the rest zeros
+
+        offset = 0
+        for p, group in todo:
+            p.add_(flat[offset: offset + p.numel()].view_as(p).to(p.dtype), alpha=-group["lr"])
+            offset += p.numel()
+        return loss
