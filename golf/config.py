@@ -1,0 +1,223 @@
+"""The top-level config schema, its registration in Hydra's ConfigStore, and validation.
+
+Each component's dataclass lives next to its code; GolfConfig composes them. Hydra merges every YAML option onto
+this schema, so a misspelt key or a wrong type fails at composition. `to_golf_config` then turns the DictConfig
+into typed dataclasses once and checks the values that types cannot express (ranges, divisibility, choices).
+Everything below the entry points takes these dataclasses, never a DictConfig.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import typing
+from dataclasses import dataclass, field, is_dataclass
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+from golf.data.prepare import DATA_SOURCES, DataConfig
+from golf.errors import ConfigError
+from golf.evaluate.config import EvalConfig
+from golf.evaluate.ttt.config import TTT_OPTIMIZERS, TTT_PROTOCOLS, TTTConfig
+from golf.hardware import DEVICES, DTYPES, HardwareConfig
+from golf.model.gpt import ModelConfig
+from golf.optim.build import OptimConfig
+from golf.quant.config import QUANT_SCHEMES, QuantConfig
+from golf.runs import LOGGER_MODES, LoggerConfig
+from golf.trainer import TrainConfig
+
+
+@dataclass
+class PathsConfig:
+    root: str = "outputs"  # outputs/runs, outputs/sweeps, outputs/cache and outputs/data live here
+
+
+@dataclass
+class GolfConfig:
+    name: str = "run"
+    seed: int = 1337
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    quant: QuantConfig = field(default_factory=QuantConfig)
+    ttt: TTTConfig = field(default_factory=TTTConfig)
+    hardware: HardwareConfig = field(default_factory=HardwareConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+SCHEMA_NAME = "golf_schema"
+
+
+def register_schema() -> None:
+    """Make GolfConfig the base of conf/train.yaml (its defaults list starts with `golf_schema`)."""
+    ConfigStore.instance().store(name=SCHEMA_NAME, node=GolfConfig)
+
+
+def to_golf_config(cfg: DictConfig) -> GolfConfig:
+    """Typed, validated config from a composed DictConfig; raises ConfigError naming the first bad key."""
+    _reject_unknown_keys(cfg, GolfConfig, prefix="")
+    try:
+        container = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    except MissingMandatoryValue as err:
+        raise ConfigError(str(err.full_key), f"must be given, it has no default: {err.full_key}=VALUE") from None
+    except OmegaConfBaseException as err:  # an interpolation that does not resolve
+        raise ConfigError(str(getattr(err, "full_key", "") or "config"), f"cannot be resolved: {_first_line(err)}") from None
+    typed = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(GolfConfig), container))
+    assert isinstance(typed, GolfConfig)
+    validate(typed)
+    return typed
+
+
+def to_plain_dict(cfg: GolfConfig) -> dict[str, Any]:
+    """The resolved config as plain dicts and lists (for config.yaml, W&B and cache keys)."""
+    return OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True)  # type: ignore[return-value]
+
+
+def _reject_unknown_keys(node: Any, schema: type, prefix: str) -> None:
+    # `+key=value` force-adds keys even onto a structured config; a key the schema does not know is a typo.
+    hints = typing.get_type_hints(schema)
+    for key in node.keys():
+        full = f"{prefix}{key}"
+        if key not in hints:
+            raise ConfigError(full, f"is not a golf setting. Settings here: {', '.join(sorted(hints))}")
+        if is_dataclass(hints[key]) and isinstance(node[key], DictConfig):
+            _reject_unknown_keys(node[key], hints[key], prefix=f"{full}.")
+
+
+def _first_line(err: BaseException) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Value checks. Each names the key, the value and what is allowed.
+
+
+def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(key, f"{value!r} is not allowed; allowed: {allowed}")
+
+
+def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    _require(value in choices, key, value, "one of " + ", ".join(choices))
+
+
+def _at_least(key: str, value: float, low: float) -> None:
+    _require(math.isfinite(value) and value >= low, key, value, f"a number >= {low}")
+
+
+def _fraction(key: str, value: float, low_open: float, high: float) -> None:
+    _require(math.isfinite(value) and low_open < value <= high, key, value, f"a number in ({low_open}, {high}]")
+
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def validate(cfg: GolfConfig) -> None:
+    _require(bool(_SAFE_NAME.match(cfg.name)), "name", cfg.name, "letters, digits, '.', '_' and '-' (it names the run directory)")
+    _at_least("seed", cfg.seed, 0)
+    _require(bool(cfg.paths.root), "paths.root", cfg.paths.root, "a directory path")
+    _validate_data(cfg.data)
+    _validate_model(cfg.model)
+    _validate_train(cfg)
+    _validate_optim(cfg.optim)
+    _choice("quant.name", cfg.quant.name, QUANT_SCHEMES)
+    _validate_ttt(cfg)
+    _validate_hardware(cfg.hardware)
+    _choice("logger.mode", cfg.logger.mode, LOGGER_MODES)
+    _at_least("eval.seq_len", cfg.eval.seq_len, 1)
+    _at_least("eval.batch_seqs", cfg.eval.batch_seqs, 1)
+    _at_least("eval.max_tokens", cfg.eval.max_tokens, 0)
+    _require(
+        cfg.eval.max_tokens == 0 or cfg.eval.max_tokens > cfg.eval.seq_len,
+        "eval.max_tokens", cfg.eval.max_tokens, f"0 (the whole validation set) or more than eval.seq_len={cfg.eval.seq_len}",
+    )
+
+
+def _validate_data(data: DataConfig) -> None:
+    _choice("data.source", data.source, DATA_SOURCES)
+    _require(260 <= data.vocab_size <= 65536, "data.vocab_size", data.vocab_size,
+             "an integer in [260, 65536] (256 byte-fallback pieces and 4 specials; tokens are stored as uint16)")
+    _fraction("data.val_fraction", data.val_fraction, 0.0, 0.5)
+    _at_least("data.shard_tokens", data.shard_tokens, 1)
+    for key in ("path", "shards_dir", "tokenizer"):
+        _require(bool(getattr(data, key)), f"data.{key}", getattr(data, key), "a path")
+
+
+def _validate_model(model: ModelConfig) -> None:
+    _at_least("model.num_layers", model.num_layers, 1)
+    _at_least("model.model_dim", model.model_dim, 2)
+    _at_least("model.num_heads", model.num_heads, 1)
+    _at_least("model.num_kv_heads", model.num_kv_heads, 1)
+    _at_least("model.mlp_mult", model.mlp_mult, 1)
+    _require(model.model_dim % model.num_heads == 0, "model.num_heads", model.num_heads,
+             f"a divisor of model.model_dim={model.model_dim}")
+    head_dim = model.model_dim // model.num_heads
+    _require(head_dim % 2 == 0, "model.model_dim", model.model_dim,
+             f"a width whose head dim (model_dim / num_heads = {head_dim}) is even, as RoPE rotates pairs")
+    _require(model.num_heads % model.num_kv_heads == 0, "model.num_kv_heads", model.num_kv_heads,
+             f"a divisor of model.num_heads={model.num_heads}")
+    _at_least("model.tied_embed_init_std", model.tied_embed_init_std, 0.0)
+    _require(model.logit_softcap > 0, "model.logit_softcap", model.logit_softcap, "a number > 0")
+    _require(model.rope_base > 0, "model.rope_base", model.rope_base, "a number > 0")
+
+
+def _validate_train(cfg: GolfConfig) -> None:
+    train = cfg.train
+    _at_least("train.iterations", train.iterations, 0)
+    _at_least("train.max_wallclock_s", train.max_wallclock_s, 0.0)
+    _at_least("train.seq_len", train.seq_len, 1)
+    _at_least("train.grad_accum_steps", train.grad_accum_steps, 1)
+    _at_least("train.warmdown_steps", train.warmdown_steps, 0)
+    _at_least("train.priming_steps", train.priming_steps, 0)
+    _at_least("train.val_every", train.val_every, 0)
+    _at_least("train.log_every", train.log_every, 1)
+    world = cfg.hardware.nproc_per_node
+    per_micro_batch = train.seq_len * world * train.grad_accum_steps
+    _require(
+        train.batch_tokens >= per_micro_batch and train.batch_tokens % per_micro_batch == 0,
+        "train.batch_tokens", train.batch_tokens,
+        f"a positive multiple of train.seq_len x hardware.nproc_per_node x train.grad_accum_steps "
+        f"= {train.seq_len} x {world} x {train.grad_accum_steps} = {per_micro_batch}, "
+        "so that every rank's micro-batch is whole sequences",
+    )
+
+
+def _validate_optim(optim: OptimConfig) -> None:
+    for key in ("matrix_lr", "scalar_lr", "tied_embed_lr", "embed_lr", "head_lr", "grad_clip_norm"):
+        _at_least(f"optim.{key}", getattr(optim, key), 0.0)
+    for key in ("muon_momentum", "muon_momentum_warmup_start", "beta1", "beta2"):
+        value = getattr(optim, key)
+        _require(0.0 <= value < 1.0, f"optim.{key}", value, "a number in [0, 1)")
+    _at_least("optim.muon_momentum_warmup_steps", optim.muon_momentum_warmup_steps, 0)
+    _at_least("optim.muon_backend_steps", optim.muon_backend_steps, 1)
+    _choice("optim.muon_ns_dtype", optim.muon_ns_dtype, ("bfloat16", "float32"))
+    _require(optim.adam_eps > 0, "optim.adam_eps", optim.adam_eps, "a number > 0")
+
+
+def _validate_ttt(cfg: GolfConfig) -> None:
+    ttt = cfg.ttt
+    _choice("ttt.protocol", ttt.protocol, TTT_PROTOCOLS)
+    _choice("ttt.optimizer", ttt.optimizer, TTT_OPTIMIZERS)
+    _at_least("ttt.lr", ttt.lr, 0.0)
+    _require(0.0 <= ttt.momentum < 1.0, "ttt.momentum", ttt.momentum, "a number in [0, 1)")
+    _at_least("ttt.epochs", ttt.epochs, 0)
+    _at_least("ttt.chunk_tokens", ttt.chunk_tokens, 1)
+    _at_least("ttt.batch_seqs", ttt.batch_seqs, 1)
+    _at_least("ttt.grad_clip", ttt.grad_clip, 0.0)
+    layers = cfg.model.num_layers
+    _require(0 <= ttt.freeze <= layers, "ttt.freeze", ttt.freeze,
+             f"an integer in [0, model.num_layers={layers}] (the number of leading blocks kept frozen)")
+
+
+def _validate_hardware(hw: HardwareConfig) -> None:
+    # torchrun launching comes with the Distributed issue; until then one process per job
+    _require(hw.nproc_per_node == 1, "hardware.nproc_per_node", hw.nproc_per_node, "1 (multi-process runs are not built yet)")
+    _choice("hardware.device", hw.device, DEVICES)
+    _choice("hardware.dtype", hw.dtype, DTYPES)
+    _at_least("hardware.threads", hw.threads, 0)

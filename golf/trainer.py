@@ -1,0 +1,169 @@
+"""The training loop: fixed global batch, wall-clock cap, warm-down, priming steps, divergence stop.
+
+Semantics follow the challenge's script (FACTS.md): gradient accumulation to a fixed number of tokens a step, Muon
+momentum warmed up, the learning rate decayed linearly over the last stretch (of iterations or of the wall clock,
+whichever ends first), priming steps run and thrown away (they warm up compiled kernels), and training time
+counted without the time spent on validation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from golf.data.loader import DistributedTokenLoader
+from golf.optim.build import OptimConfig, set_lr_scale, set_muon_momentum
+from golf.optim.schedule import lr_scale, muon_momentum
+
+
+@dataclass
+class TrainConfig:
+    iterations: int = 200
+    max_wallclock_s: float = 0.0  # 0 = no cap; the challenge's cap is 600
+    batch_tokens: int = 8192  # tokens per optimizer step, whatever the number of processes
+    seq_len: int = 256
+    grad_accum_steps: int = 1
+    warmdown_steps: int = 60
+    priming_steps: int = 0  # steps run and then undone (weights, optimizer and data restored)
+    val_every: int = 0  # validate every N steps; 0 = only at the end
+    log_every: int = 10
+
+
+@dataclass
+class TrainResult:
+    status: str  # "ok" | "diverged"
+    steps: int
+    train_tokens: int
+    train_time_s: float
+    last_loss: float
+    diverged_at_step: Optional[int] = None
+
+
+class Trainer:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        optimizers: list[torch.optim.Optimizer],
+        loader: DistributedTokenLoader,
+        train: TrainConfig,
+        optim: OptimConfig,
+        device: torch.device,
+        autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+        log: Callable[[str], None] = print,
+        log_metrics: Callable[[dict[str, Any]], None] = lambda record: None,
+        validate: Optional[Callable[[int], dict[str, Any]]] = None,
+        show_progress: bool = True,
+    ):
+        self.model = model
+        self.optimizers = optimizers
+        self.loader = loader
+        self.cfg = train
+        self.optim_cfg = optim
+        self.device = device
+        self.autocast = autocast
+        self.log = log
+        self.log_metrics = log_metrics
+        self.validate = validate
+        self.show_progress = show_progress
+
+    def step(self, step: int, elapsed_s: float) -> torch.Tensor:
+        """One optimizer step over the global batch; returns the mean micro-batch loss (not synced to host)."""
+        cfg, opt_cfg = self.cfg, self.optim_cfg
+        set_lr_scale(self.optimizers, lr_scale(step, elapsed_s, cfg.iterations, cfg.warmdown_steps, cfg.max_wallclock_s))
+        set_muon_momentum(
+            self.optimizers,
+            muon_momentum(step, opt_cfg.muon_momentum_warmup_start, opt_cfg.muon_momentum, opt_cfg.muon_momentum_warmup_steps),
+        )
+        total = torch.zeros((), device=self.device)
+        for _ in range(cfg.grad_accum_steps):
+            x, y = self.loader.next_batch(cfg.batch_tokens, cfg.seq_len, cfg.grad_accum_steps)
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            with self.autocast():
+                loss = self.model(x, y)
+            (loss / cfg.grad_accum_steps).backward()
+            total += loss.detach()
+        if opt_cfg.grad_clip_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), opt_cfg.grad_clip_norm)
+        for opt in self.optimizers:
+            opt.step()
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=True)
+        return total / cfg.grad_accum_steps
+
+    def prime(self) -> None:
+        """Run priming steps, then restore weights, optimizer states and the data stream as they were."""
+        if self.cfg.priming_steps <= 0:
+            return
+        model_state = copy.deepcopy(self.model.state_dict())
+        optim_states = [copy.deepcopy(opt.state_dict()) for opt in self.optimizers]
+        loader_state = self.loader.state_dict()
+        for i in range(self.cfg.priming_steps):
+            self.step(i, 0.0)
+        self.model.load_state_dict(model_state)
+        for opt, state in zip(self.optimizers, optim_states):
+            opt.load_state_dict(state)
+        self.loader.load_state_dict(loader_state)
+        self.log(f"priming: {self.cfg.priming_steps} steps run and undone")
+
+    def fit(self) -> TrainResult:
+        cfg = self.cfg
+        self.model.train()
+        self.prime()
+        train_time = 0.0  # training seconds before `mark` (validation pauses the clock)
+        elapsed = 0.0
+        step = 0
+        last_loss = float("nan")
+        bar = tqdm(total=cfg.iterations, desc="train", unit="step", disable=not self.show_progress, leave=False)
+        mark = time.perf_counter()
+        while step < cfg.iterations:
+            loss = self.step(step, train_time + time.perf_counter() - mark)
+            step += 1
+            now = time.perf_counter()
+            elapsed = train_time + now - mark
+            out_of_time = cfg.max_wallclock_s > 0 and _any_rank(elapsed >= cfg.max_wallclock_s, self.device)
+            is_last = step == cfg.iterations or out_of_time
+            if step % cfg.log_every == 0 or is_last or step <= 2:
+                last_loss = float(loss.item())
+                tokens_per_s = step * cfg.batch_tokens / max(elapsed, 1e-9)
+                self.log_metrics({"step": step, "train_loss": last_loss, "train_time_s": elapsed,
+                                  "train_tokens_per_s": tokens_per_s})
+                left = _time_left(step, elapsed, cfg)
+                bar.set_postfix_str(f"loss {last_loss:.4f} | {tokens_per_s:,.0f} tok/s | {left:.0f}s left")
+                self.log(f"step {step}/{cfg.iterations} loss {last_loss:.4f} tok/s {tokens_per_s:,.0f} "
+                         f"time {elapsed:.1f}s left {left:.0f}s")
+                if not math.isfinite(last_loss):
+                    bar.close()
+                    self.log(f"diverged: the training loss is {last_loss} at step {step}")
+                    return TrainResult("diverged", step, step * cfg.batch_tokens, elapsed, last_loss, step)
+            bar.update(1)
+            if self.validate is not None and cfg.val_every > 0 and (step % cfg.val_every == 0) and not is_last:
+                train_time = elapsed
+                self.log_metrics({"step": step, **self.validate(step)})
+                mark = time.perf_counter()  # validation time is not training time
+            if out_of_time:
+                self.log(f"stopping at step {step}: the wall-clock cap of {cfg.max_wallclock_s:.0f}s is reached")
+                break
+        bar.close()
+        return TrainResult("ok", step, step * cfg.batch_tokens, elapsed, last_loss)
+
+
+def _time_left(step: int, elapsed: float, cfg: TrainConfig) -> float:
+    by_steps = (cfg.iterations - step) * elapsed / max(step, 1)
+    return min(by_steps, max(cfg.max_wallclock_s - elapsed, 0.0)) if cfg.max_wallclock_s > 0 else by_steps
+
+
+def _any_rank(flag: bool, device: torch.device) -> bool:
+    """Every rank agrees to stop when any rank's clock runs out."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    t = torch.tensor(int(flag), device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())

@@ -1,0 +1,123 @@
+"""Every config composes and validates; bad values are refused naming the key (in process, fast)."""
+
+from __future__ import annotations
+
+import pytest
+from omegaconf import OmegaConf
+
+from golf.cli import USER_ERRORS, compose, describe
+from golf.config import GolfConfig, to_golf_config
+from golf.model.gpt import expected_parameter_count
+
+from conftest import all_options
+
+# options whose group needs a path given on the command line
+NEEDS_PATH = {("data", "text_dir"), ("data", "fineweb_sp1024"), ("experiment", "baseline")}
+
+
+def compose_golf(overrides: list[str]) -> GolfConfig:
+    return to_golf_config(compose(overrides))
+
+
+def test_there_are_options_in_every_group():
+    groups = {group for group, _ in all_options()}
+    assert {"model", "quant", "ttt", "hardware", "data", "optim", "logger", "eval", "experiment", "sweep", "debug"} <= groups
+
+
+@pytest.mark.parametrize("group,option", all_options())
+def test_every_option_composes_and_validates(group, option):
+    overrides = [f"{group}={option}"]
+    if (group, option) in NEEDS_PATH:
+        overrides.append("data.path=/some/where")
+    cfg = compose_golf(overrides)
+    assert isinstance(cfg, GolfConfig)
+    if group in {"model", "data", "optim", "quant", "ttt", "hardware", "logger", "eval"}:
+        assert getattr(cfg, group).name == option
+
+
+def test_option_files_have_no_yaml_boolean_names():
+    reserved = {"on", "off", "yes", "no", "true", "false", "null", "y", "n"}
+    assert not [o for _, o in all_options() if o.lower() in reserved]
+
+
+def test_defaults_are_the_cpu_demo_stack():
+    cfg = compose_golf([])
+    assert (cfg.model.name, cfg.data.name, cfg.hardware.name, cfg.quant.name, cfg.ttt.name) == (
+        "tiny", "shakespeare", "cpu", "none", "none")
+    assert cfg.data.shards_dir == "outputs/data/shakespeare_sp1024"
+    assert cfg.eval.seq_len == cfg.train.seq_len
+
+
+def test_interpolated_paths_follow_overrides():
+    cfg = compose_golf(["paths.root=/tmp/x", "data.vocab_size=512"])
+    assert cfg.data.shards_dir == "/tmp/x/data/shakespeare_sp512"
+    assert cfg.data.tokenizer == "/tmp/x/data/shakespeare_sp512/tokenizer.model"
+
+
+def test_experiment_overrides_groups():
+    cfg = compose_golf(["experiment=baseline", "data.path=/d/datasets/fineweb10B_sp1024"])
+    assert cfg.model.name == "baseline9l" and cfg.train.batch_tokens == 524288 and cfg.train.seq_len == 1024
+    assert cfg.data.tokenizer == "/d/datasets/fineweb10B_sp1024/../../tokenizers/fineweb_1024_bpe.model"
+
+
+def test_sweep_file_declares_a_multirun_over_seeds():
+    raw = compose(["sweep=seeds"])
+    assert to_golf_config(raw).seed == 1337  # the job config itself stays valid
+    from golf import CONF_DIR
+
+    sweep = OmegaConf.load(CONF_DIR / "sweep" / "seeds.yaml")
+    assert sweep.hydra.mode == "MULTIRUN" and str(sweep.hydra.sweeper.params.seed) == "1,2,3"
+
+
+@pytest.mark.parametrize("group,option", [o for o in all_options() if o[0] == "model"])
+def test_every_model_builds_on_meta_with_the_formula_parameter_count(group, option):
+    import torch
+
+    from golf.model.gpt import GPT, count_parameters
+
+    cfg = compose_golf([f"model={option}"])
+    with torch.device("meta"):
+        model = GPT(cfg.model, cfg.data.vocab_size)
+    assert count_parameters(model) == expected_parameter_count(cfg.model, cfg.data.vocab_size)
+
+
+def test_baseline9l_has_the_challenge_parameter_count():
+    import torch
+
+    from golf.model.gpt import GPT, count_parameters
+
+    cfg = compose_golf(["model=baseline9l"])
+    with torch.device("meta"):
+        assert count_parameters(GPT(cfg.model, cfg.data.vocab_size)) == 17_059_912
+
+
+BAD_OVERRIDES = [
+    (["train.iterations=abc"], "train.iterations"),
+    (["+train.foo=1"], "train.foo"),
+    (["+foo=1"], "foo"),
+    (["optim.matrix_lr=-0.1"], "optim.matrix_lr"),
+    (["ttt.freeze=5"], "ttt.freeze"),  # the tiny model has 4 blocks
+    (["ttt.lr=-1"], "ttt.lr"),
+    (["train.batch_tokens=1000"], "train.batch_tokens"),
+    (["train.grad_accum_steps=3"], "train.batch_tokens"),
+    (["model.num_heads=3"], "model.num_heads"),
+    (["model.num_kv_heads=3"], "model.num_kv_heads"),
+    (["data.source=web"], "data.source"),
+    (["data.vocab_size=70000"], "data.vocab_size"),
+    (["data.val_fraction=0.9"], "data.val_fraction"),
+    (["logger.mode=sometimes"], "logger.mode"),
+    (["hardware.dtype=float16"], "hardware.dtype"),
+    (["name=../escape"], "name"),
+    (["data=text_dir"], "data.path"),
+    (["model=huge"], "model"),
+    (["eval.max_tokens=10"], "eval.max_tokens"),
+]
+
+
+@pytest.mark.parametrize("overrides,key", BAD_OVERRIDES)
+def test_bad_overrides_are_refused_naming_the_key(overrides, key):
+    with pytest.raises(USER_ERRORS) as info:
+        compose_golf(overrides)
+    message = describe(info.value)
+    assert key in message, message
+    assert "Traceback" not in message
