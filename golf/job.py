@@ -102,7 +102,7 @@ def _train_and_evaluate(cfg: GolfConfig, run: RunDir, tracker: WandbRun) -> dict
         "model_params": n_params,
         "artifact_limit_bytes": ARTIFACT_LIMIT_BYTES,
         "reused_artifact": False,
-        "evaluated": "in memory (quant=none: no artifact is exported yet)",
+        "evaluated": "in memory; quant=none exports no artifact yet",
     }
     if result.status != "ok":
         metrics.update(val_bpb=None, val_loss=None, diverged_at_step=result.diverged_at_step)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import yaml
+from tqdm import tqdm
 
 from golf import REPO_ROOT
 from golf.atomic import atomic_write_json, atomic_write_text
@@ -48,7 +49,7 @@ class RunDir:
         """A human line: printed, and appended to train.log."""
         if not self.writer:
             return
-        print(message, flush=True)
+        tqdm.write(message)  # prints above a progress bar instead of through it
         with open(self.path / "train.log", "a", encoding="utf-8") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
 

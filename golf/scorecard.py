@@ -15,7 +15,7 @@ def _num(value: Any, fmt: str) -> str:
 def scorecard(m: dict[str, Any], run_dir: Path | None = None) -> str:
     rows: list[tuple[str, str]] = [
         ("status", str(m.get("status"))),
-        ("val_bpb", _num(m.get("val_bpb"), ".4f") + f"   ({m.get('evaluated', 'from the artifact')})"),
+        ("val_bpb", _num(m.get("val_bpb"), ".4f") + f"   [{m.get('evaluated', 'the artifact as loaded from disk')}]"),
         ("pre-quant val_bpb", _num(m.get("pre_quant_val_bpb"), ".4f")),
         ("val_loss (nats/token)", _num(m.get("val_loss"), ".4f")),
         ("steps", _num(m.get("steps"), ",")),

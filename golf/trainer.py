@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -121,7 +122,9 @@ class Trainer:
         elapsed = 0.0
         step = 0
         last_loss = float("nan")
-        bar = tqdm(total=cfg.iterations, desc="train", unit="step", disable=not self.show_progress, leave=False)
+        # a bar for a person at a terminal; logs and CI get the step lines of train.log instead
+        show_bar = self.show_progress and sys.stderr.isatty()
+        bar = tqdm(total=cfg.iterations, desc="train", unit="step", disable=not show_bar, leave=False)
         mark = time.perf_counter()
         while step < cfg.iterations:
             loss = self.step(step, train_time + time.perf_counter() - mark)
