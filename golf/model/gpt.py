@@ -8,6 +8,7 @@ time, so bf16 autocast on a GPU works while the optimizers update fp32 master we
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
@@ -61,9 +62,12 @@ class CastedLinear(nn.Linear):
     def __init__(self, in_features: int, out_features: int, zero_init: bool = False):
         super().__init__(in_features, out_features, bias=False)
         self.zero_init = zero_init  # output projections start at zero: every block starts as the identity
+        # quantization-aware training sets this to the exporter's fake quantization (golf/quant/qat.py)
+        self.weight_transform: Optional[Callable[[Tensor], Tensor]] = None
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight.to(x.dtype))
+        weight = self.weight if self.weight_transform is None else self.weight_transform(self.weight)
+        return F.linear(x, weight.to(x.dtype))
 
 
 class Rotary(nn.Module):
