@@ -101,6 +101,40 @@ def test_muon_two_steps_by_hand(shape: tuple[int, int], nesterov: bool) -> None:
     torch.testing.assert_close(p.detach(), expected, atol=1e-6, rtol=1e-6)
 
 
+def test_muon_weight_decay_alone() -> None:
+    """A zero gradient orthogonalizes to a zero update (no NaN), so the step only decays: p = p0 * (1 - lr * wd), with
+    the group's current lr (as set_lr_scale leaves it during the warm-down)."""
+    wd = 0.5
+    p0 = torch.randn(6, 4, generator=torch.Generator().manual_seed(5))
+    p = torch.nn.Parameter(p0.clone())
+    opt = Muon([{"params": [p], "lr": 0.1, "base_lr": 0.1}], lr=0.1, momentum=0.9, backend_steps=5, weight_decay=wd)
+    set_lr_scale([opt], 0.5)
+    p.grad = torch.zeros_like(p)
+    opt.step()
+    assert torch.isfinite(p).all()
+    torch.testing.assert_close(p.detach(), p0 * (1 - 0.05 * wd), atol=0, rtol=0)
+
+
+def test_muon_weight_decay_with_an_update_by_hand() -> None:
+    """Gradient 3*E00 on a 4x2 matrix: the update is f(3 / (3 + eps)) * E00 scaled by sqrt(2); decay comes first."""
+    lr, m, wd = 0.1, 0.9, 0.2
+    p0 = torch.randn(4, 2, generator=torch.Generator().manual_seed(6))
+    p = torch.nn.Parameter(p0.clone())
+    opt = Muon([p], lr=lr, momentum=m, backend_steps=5, ns_dtype=torch.float32, weight_decay=wd)
+    p.grad = torch.zeros(4, 2)
+    p.grad[0, 0] = 3.0
+    opt.step()
+    first = (1 + m) * 3.0  # nesterov: g + m * buf with buf = g
+    update = torch.zeros(4, 2)
+    update[0, 0] = quintic_5(first / (first + 1e-7)) * 2 ** 0.5
+    torch.testing.assert_close(p.detach(), p0 * (1 - lr * wd) - lr * update, atol=1e-6, rtol=1e-6)
+
+
+def test_muon_rejects_negative_weight_decay() -> None:
+    with pytest.raises(ValueError, match="weight_decay"):
+        Muon([torch.nn.Parameter(torch.zeros(4, 4))], lr=0.1, momentum=0.9, backend_steps=5, weight_decay=-0.1)
+
+
 def test_muon_rejects_vectors() -> None:
     with pytest.raises(ValueError, match="matrices"):
         Muon([torch.nn.Parameter(torch.zeros(4))], lr=0.1, momentum=0.9, backend_steps=5)
@@ -215,6 +249,21 @@ def test_lr_scale_and_momentum_setters() -> None:
             assert group["lr"] == pytest.approx(0.25 * group["base_lr"])
             if isinstance(opt, Muon):
                 assert group["momentum"] == 0.5
+
+
+def test_optim_config_defaults_keep_the_baseline() -> None:
+    """No Muon weight decay, no EMA, no SWA: the baseline's optimizers and its last weights exported."""
+    cfg = OptimConfig()
+    assert cfg.muon_wd == 0.0 and cfg.ema.decay == 0.0 and not cfg.swa.enabled
+    muons = [opt for opt in build_optimizers(GPT(ModelConfig(num_layers=2), 32), cfg) if isinstance(opt, Muon)]
+    assert [g["weight_decay"] for opt in muons for g in opt.param_groups] == [0.0]
+
+
+def test_muon_wd_reaches_the_muon_groups() -> None:
+    optimizers = build_optimizers(GPT(ModelConfig(num_layers=2), 32), OptimConfig(muon_wd=0.04))
+    for opt in optimizers:
+        for group in opt.param_groups:
+            assert group["weight_decay"] == (0.04 if isinstance(opt, Muon) else 0.0)
 
 
 def test_unknown_ns_dtype_raises() -> None:

@@ -1,10 +1,11 @@
 """The baseline's optimizer split: Muon on block matrices, Adam on the embedding, head and scalars."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from golf.model.gpt import CONTROL_PARAM_PATTERNS, GPT
+from golf.optim.averaging import EMAConfig, SWAConfig
 from golf.optim.muon import Muon
 
 
@@ -25,6 +26,9 @@ class OptimConfig:
     beta2: float = 0.95
     adam_eps: float = 1e-8
     grad_clip_norm: float = 0.0
+    muon_wd: float = 0.0  # decoupled weight decay on the Muon matrices; smaller weights compress better
+    ema: EMAConfig = field(default_factory=EMAConfig)  # weight averaging before export: EMA or SWA, not both
+    swa: SWAConfig = field(default_factory=SWAConfig)
 
 
 NS_DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
@@ -61,7 +65,7 @@ def build_optimizers(model: GPT, cfg: OptimConfig, device_type: str = "cpu") -> 
         optimizers.append(Muon(
             [{"params": matrices, "lr": cfg.matrix_lr, "base_lr": cfg.matrix_lr, "name": "matrix"}],
             lr=cfg.matrix_lr, momentum=cfg.muon_momentum, backend_steps=cfg.muon_backend_steps,
-            ns_dtype=NS_DTYPES[cfg.muon_ns_dtype],
+            ns_dtype=NS_DTYPES[cfg.muon_ns_dtype], weight_decay=cfg.muon_wd,
         ))
     if scalars:
         optimizers.append(adam(scalars, cfg.scalar_lr, "scalar"))

@@ -49,6 +49,9 @@ class Muon(torch.optim.Optimizer):
     i % world_size; each rank writes its updates into a flat fp32 buffer of zeros, one all_reduce(SUM) combines
     them, and every rank applies every update. The gradients must already be identical on all ranks (as after DDP).
     Momentum buffers are kept on every rank (cheap, elementwise), so any rank's state_dict holds the whole state.
+
+    weight_decay is decoupled, as the record entries apply it: p *= 1 - lr * weight_decay before the update, with the
+    group's current lr (so the warm-down scales it too). It is elementwise, so every rank decays every parameter.
     """
 
     def __init__(
@@ -59,12 +62,16 @@ class Muon(torch.optim.Optimizer):
         backend_steps: int,
         nesterov: bool = True,
         ns_dtype: torch.dtype = torch.bfloat16,
+        weight_decay: float = 0.0,
     ):
         if lr < 0:
             raise ValueError(f"lr must be >= 0, got {lr}")
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-        defaults = dict(lr=lr, momentum=momentum, backend_steps=backend_steps, nesterov=nesterov, ns_dtype=ns_dtype)
+        if weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        defaults = dict(lr=lr, momentum=momentum, backend_steps=backend_steps, nesterov=nesterov, ns_dtype=ns_dtype,
+                        weight_decay=weight_decay)
         super().__init__(params, defaults)
         for group in self.param_groups:
             for p in group["params"]:
@@ -107,6 +114,8 @@ class Muon(torch.optim.Optimizer):
 
         offset = 0
         for p, group in todo:
+            if group["weight_decay"] > 0:
+                p.mul_(1.0 - group["lr"] * group["weight_decay"])
             p.add_(flat[offset: offset + p.numel()].view_as(p).to(p.dtype), alpha=-group["lr"])
             offset += p.numel()
         return loss
