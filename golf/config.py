@@ -12,7 +12,7 @@ import math
 import re
 import typing
 from dataclasses import dataclass, field, is_dataclass
-from typing import Any
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
@@ -25,7 +25,7 @@ from golf.evaluate.ttt.config import TTT_OPTIMIZERS, TTT_PROTOCOLS, TTTConfig
 from golf.hardware import DEVICES, DTYPES, HardwareConfig
 from golf.model.gpt import ModelConfig
 from golf.optim.build import OptimConfig
-from golf.quant.config import QUANT_SCHEMES, QuantConfig
+from golf.quant.config import ALLOWED_BITS, CATEGORIES, COMPRESSORS, QUANT_SCHEMES, QuantConfig
 from golf.runs import LOGGER_MODES, LoggerConfig
 from golf.trainer import TrainConfig
 
@@ -39,6 +39,7 @@ class PathsConfig:
 class GolfConfig:
     name: str = "run"
     seed: int = 1337
+    artifact: Optional[str] = None  # golf.eval: the artifact file to score (its model config comes with it)
     paths: PathsConfig = field(default_factory=PathsConfig)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -126,7 +127,7 @@ def validate(cfg: GolfConfig) -> None:
     _validate_model(cfg.model)
     _validate_train(cfg)
     _validate_optim(cfg.optim)
-    _choice("quant.name", cfg.quant.name, QUANT_SCHEMES)
+    _validate_quant(cfg.quant)
     _validate_ttt(cfg)
     _validate_hardware(cfg.hardware)
     _choice("logger.mode", cfg.logger.mode, LOGGER_MODES)
@@ -198,6 +199,35 @@ def _validate_optim(optim: OptimConfig) -> None:
     _at_least("optim.muon_backend_steps", optim.muon_backend_steps, 1)
     _choice("optim.muon_ns_dtype", optim.muon_ns_dtype, ("bfloat16", "float32"))
     _require(optim.adam_eps > 0, "optim.adam_eps", optim.adam_eps, "a number > 0")
+    _at_least("optim.muon_wd", optim.muon_wd, 0.0)
+    _require(0.0 <= optim.ema.decay < 1.0, "optim.ema.decay", optim.ema.decay, "a number in [0, 1) (0 turns EMA off)")
+    _require(0.0 <= optim.swa.start <= 1.0, "optim.swa.start", optim.swa.start, "a fraction of the warm-down in [0, 1]")
+    _at_least("optim.swa.every", optim.swa.every, 1)
+    _require(not (optim.swa.enabled and optim.ema.decay > 0), "optim.swa.enabled", optim.swa.enabled,
+             f"false while optim.ema.decay={optim.ema.decay} is on: EMA and SWA are alternatives, pick one")
+
+
+COMPRESSION_LEVELS = {"zlib": (0, 9), "zstd": (1, 22), "lzma": (0, 9), "none": (0, 0)}
+
+
+def _validate_quant(quant: QuantConfig) -> None:
+    _choice("quant.name", quant.name, QUANT_SCHEMES)
+    for category in CATEGORIES:
+        bits = getattr(quant.bits, category)
+        _require(bits in ALLOWED_BITS, f"quant.bits.{category}", bits,
+                 "2..8 (integers, per row), 16 (fp16) or 32 (fp32)")
+    _fraction("quant.clip_percentile", quant.clip_percentile, 0.0, 100.0)
+    _at_least("quant.clip_floor", quant.clip_floor, 0.0)
+    _require(0.0 <= quant.prune_frac < 1.0, "quant.prune_frac", quant.prune_frac, "a fraction in [0, 1)")
+    _at_least("quant.passthrough_numel", quant.passthrough_numel, 0)
+    _choice("quant.compressor", quant.compressor, COMPRESSORS)
+    low, high = COMPRESSION_LEVELS[quant.compressor]
+    _require(low <= quant.level <= high, "quant.level", quant.level,
+             f"an integer in [{low}, {high}] for quant.compressor={quant.compressor}")
+    qat = quant.qat
+    _require(0.0 <= qat.start <= 1.0, "quant.qat.start", qat.start, "a fraction of the warm-down in [0, 1]")
+    _require(0 < qat.temperature_start <= qat.temperature_end, "quant.qat.temperature_start", qat.temperature_start,
+             f"a number > 0 and <= quant.qat.temperature_end={qat.temperature_end} (sharpness grows)")
 
 
 def _validate_ttt(cfg: GolfConfig) -> None:

@@ -1,31 +1,42 @@
-"""One job, start to end: data -> train -> evaluate -> metrics.json. Takes a typed GolfConfig; no Hydra here."""
+"""One job, start to end: data -> train -> export the artifact -> score it as loaded from disk -> metrics.json.
+
+Takes a typed GolfConfig; no Hydra here. The headline val_bpb is always the artifact's score after the disk round
+trip; the in-memory score of the trained (or averaged) weights is pre_quant_val_bpb.
+"""
 
 from __future__ import annotations
 
 import random
+import time
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
 
 from golf.config import GolfConfig, to_plain_dict
 from golf.data.loader import DistributedTokenLoader
-from golf.data.prepare import ensure_prepared
+from golf.data.prepare import PreparedData, ensure_prepared
 from golf.data.shards import TokenArray
 from golf.data.tokenizer import byte_tables, load_tokenizer
 from golf.errors import ConfigError
+from golf.evaluate.artifact_eval import evaluate_artifact
 from golf.evaluate.bpb import EvalResult, evaluate_standard
 from golf.evaluate.compressors import compressor_bpb
 from golf.hardware import autocast, setup_device
 from golf.model.gpt import GPT, count_parameters
+from golf.optim.averaging import build_averager
 from golf.optim.build import build_optimizers
+from golf.quant.artifact import export_artifact, write_artifact
+from golf.quant.code_size import ARTIFACT_LIMIT_BYTES, size_accounting
+from golf.quant.qat_switch import QATSwitch
 from golf.runs import RunDir
 from golf.scorecard import scorecard
 from golf.trainer import Trainer
 from golf.wandb_run import WandbRun
 
-ARTIFACT_LIMIT_BYTES = 16_000_000
+ARTIFACT_NAME = "artifact.golf"
 
 
 def seed_everything(seed: int) -> None:
@@ -34,15 +45,21 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def run_job(cfg: GolfConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
-    """Run one job in `run_dir`; metrics.json is written whatever happens (status "failed" with the error)."""
+Body = Callable[[GolfConfig, RunDir, WandbRun], dict[str, Any]]
+
+
+def run_job(cfg: GolfConfig, run_dir: Path, overrides: list[str], body: Optional[Body] = None,
+            job_type: str = "train") -> dict[str, Any]:
+    """Run `body` (training by default) in `run_dir`; metrics.json is written whatever happens (status "failed"
+    with the error), then the scorecard is printed."""
     run = RunDir(run_dir)
     plain = to_plain_dict(cfg)
     run.start(plain, overrides)
-    tracker = WandbRun(cfg.logger, run.path, name=run.path.name, config={**plain, "overrides": overrides})
+    tracker = WandbRun(cfg.logger, run.path, name=run.path.name, config={**plain, "overrides": overrides},
+                       job_type=job_type)
     metrics: dict[str, Any] = {"status": "failed", "seed": cfg.seed}
     try:
-        metrics = _train_and_evaluate(cfg, run, tracker)
+        metrics = (body or train_export_score)(cfg, run, tracker)
     except BaseException as err:
         metrics["error"] = f"{type(err).__name__}: {err}"
         run.log(f"failed: {metrics['error']}")
@@ -54,25 +71,29 @@ def run_job(cfg: GolfConfig, run_dir: Path, overrides: list[str]) -> dict[str, A
     return metrics
 
 
-def _train_and_evaluate(cfg: GolfConfig, run: RunDir, tracker: WandbRun) -> dict[str, Any]:
-    seed_everything(cfg.seed)
-    device = setup_device(cfg.hardware)
-    data = ensure_prepared(cfg.data, log=run.log)
+def load_data(cfg: GolfConfig, log) -> tuple[PreparedData, Any, Any, TokenArray]:
+    """Prepared shards, tokenizer, byte tables and the (possibly capped) validation tokens, checked against config."""
+    data = ensure_prepared(cfg.data, log=log)
     sp = load_tokenizer(data.tokenizer_path, expected_vocab_size=cfg.data.vocab_size)
     tables = byte_tables(sp, cfg.data.vocab_size)
     val = TokenArray.from_files(data.val_files, max_tokens=cfg.eval.max_tokens or None)
     if len(val) <= cfg.eval.seq_len:
         raise ConfigError("eval.seq_len", f"is {cfg.eval.seq_len} but the validation set {data.val_files[0].parent} "
                           f"has only {len(val)} tokens; use a shorter eval.seq_len or more validation data")
+    return data, sp, tables, val
+
+
+def train_export_score(cfg: GolfConfig, run: RunDir, tracker: WandbRun) -> dict[str, Any]:
+    seed_everything(cfg.seed)
+    device = setup_device(cfg.hardware)
+    data, sp, tables, val = load_data(cfg, run.log)
+    amp = lambda: autocast(cfg.hardware, device)  # noqa: E731
 
     torch.manual_seed(cfg.seed)  # the init depends on the seed alone, not on what data preparation consumed
     model = GPT(cfg.model, cfg.data.vocab_size).to(device)
     n_params = count_parameters(model)
     run.log(f"model {cfg.model.name}: {n_params:,} parameters; data {cfg.data.name}: "
             f"{data.train_tokens:,} train / {len(val):,} val tokens; device {device}, {cfg.hardware.dtype}")
-    optimizers = build_optimizers(model, cfg.optim, device.type)
-    loader = DistributedTokenLoader(data.train_files, rank=0, world_size=1)
-    amp = lambda: autocast(cfg.hardware, device)  # noqa: E731
 
     def evaluate(save_token_nll: bool = False) -> EvalResult:
         return evaluate_standard(model, val, tables, cfg.eval.seq_len, cfg.eval.batch_seqs, device, amp, save_token_nll)
@@ -88,8 +109,12 @@ def _train_and_evaluate(cfg: GolfConfig, run: RunDir, tracker: WandbRun) -> dict
         run.log_metrics(record)
         tracker.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
 
-    trainer = Trainer(model, optimizers, loader, cfg.train, cfg.optim, device, amp,
-                      log=run.log, log_metrics=log_metrics, validate=validate)
+    averager = build_averager(cfg.optim, model)
+    qat = QATSwitch(cfg.quant, run.log)
+    hooks = tuple(h for h in (qat, averager) if h is not None)
+    trainer = Trainer(model, build_optimizers(model, cfg.optim, device.type), DistributedTokenLoader(data.train_files, 0, 1),
+                      cfg.train, cfg.optim, device, amp, log=run.log, log_metrics=log_metrics, validate=validate,
+                      hooks=hooks)
     result = trainer.fit()
     metrics: dict[str, Any] = {
         "status": result.status,
@@ -100,32 +125,70 @@ def _train_and_evaluate(cfg: GolfConfig, run: RunDir, tracker: WandbRun) -> dict
         "train_tokens_per_s": result.train_tokens / result.train_time_s if result.train_time_s > 0 else 0.0,
         "last_train_loss": result.last_loss if result.status == "ok" else None,
         "model_params": n_params,
-        "artifact_limit_bytes": ARTIFACT_LIMIT_BYTES,
         "reused_artifact": False,
-        "evaluated": "in memory; quant=none exports no artifact yet",
+        "qat_from_step": qat.started_at_step,
+        "weight_averaging": averager.kind if averager is not None else None,
     }
     if result.status != "ok":
         metrics.update(val_bpb=None, val_loss=None, diverged_at_step=result.diverged_at_step)
         return metrics
 
-    final = evaluate(save_token_nll=cfg.eval.save_token_nll)
-    run.log(f"final val_loss {final.val_loss:.6f} val_bpb {final.val_bpb:.6f} over {final.tokens:,} tokens "
+    qat.detach(model)  # export and pre-quant scoring see the plain weights
+    if averager is not None:
+        model.load_state_dict(averager.averaged_state_dict())
+        run.log(f"weights: {averager.kind} average of {averager.num_updates} updates")
+    pre = evaluate()
+    run.log(f"pre-quant val_loss {pre.val_loss:.6f} val_bpb {pre.val_bpb:.6f} ({pre.time_s:.1f}s)")
+    metrics.update(pre_quant_val_bpb=pre.val_bpb, pre_quant_val_loss=pre.val_loss)
+    metrics.update(_export_and_score(cfg, run, model, data, device, amp))
+    metrics["quant_gap_bpb"] = metrics["quant_val_bpb"] - pre.val_bpb
+    if cfg.eval.compressor_baselines:
+        metrics["diagnostics"]["compressor_bpb"] = compressor_bpb(val, sp)
+    run.log_metrics({"step": result.steps, "val_loss": metrics["val_loss"], "val_bpb": metrics["val_bpb"],
+                     "pre_quant_val_bpb": pre.val_bpb})
+    tracker.log({"final/val_bpb": metrics["val_bpb"], "final/pre_quant_val_bpb": pre.val_bpb,
+                 "final/artifact_bytes": metrics["artifact_bytes"]}, step=result.steps)
+    return metrics
+
+
+def _export_and_score(cfg: GolfConfig, run: RunDir, model: GPT, data: PreparedData, device, amp) -> dict[str, Any]:
+    """Quantize + compress to run_dir/artifact.golf, account its size, then score it as loaded from disk."""
+    start = time.perf_counter()
+    state = {name: t.detach().cpu() for name, t in model.state_dict().items()}
+    exported = export_artifact(state, asdict(cfg.model), cfg.data.vocab_size, cfg.quant)
+    path = run.path / ARTIFACT_NAME
+    write_artifact(path, exported)
+    export_time = time.perf_counter() - start
+    size = size_accounting(exported.model_bytes)
+    over = size["artifact_bytes"] > ARTIFACT_LIMIT_BYTES
+    run.log(f"artifact {path.name}: {size['model_bytes']:,} model + {size['code_bytes']:,} code = "
+            f"{size['artifact_bytes']:,} bytes ({'OVER' if over else 'within'} the {ARTIFACT_LIMIT_BYTES:,}-byte limit), "
+            f"{exported.bits_per_weight:.3f} bits/weight, exported in {export_time:.1f}s")
+
+    score = evaluate_artifact(path, data.val_files, data.tokenizer_path, cfg.eval.seq_len, cfg.eval.batch_seqs, device,
+                              max_tokens=cfg.eval.max_tokens or None, save_token_nll=cfg.eval.save_token_nll,
+                              autocast=amp)
+    final = score.result
+    run.log(f"artifact val_loss {final.val_loss:.6f} val_bpb {final.val_bpb:.6f} over {final.tokens:,} tokens "
             f"/ {final.bytes:,} bytes ({final.time_s:.1f}s)")
     if final.token_nll is not None:
         np.save(run.path / "token_nll.npy", final.token_nll)
         np.save(run.path / "token_bytes.npy", final.token_bytes)
-    metrics.update(
-        val_bpb=final.val_bpb,
-        val_loss=final.val_loss,
-        pre_quant_val_bpb=final.val_bpb,
-        pre_quant_val_loss=final.val_loss,
-        eval_tokens=final.tokens,
-        eval_bytes=final.bytes,
-        eval_time_s=final.time_s,
-        diagnostics={},
-    )
-    if cfg.eval.compressor_baselines:
-        metrics["diagnostics"]["compressor_bpb"] = compressor_bpb(val, sp)
-    run.log_metrics({"step": result.steps, "val_loss": final.val_loss, "val_bpb": final.val_bpb})
-    tracker.log({"final/val_bpb": final.val_bpb, "final/val_loss": final.val_loss}, step=result.steps)
-    return metrics
+    return {
+        "status": "over_budget" if over else "ok",
+        "val_bpb": final.val_bpb,
+        "val_loss": final.val_loss,
+        "quant_val_bpb": final.val_bpb,
+        "quant_val_loss": final.val_loss,
+        **size,
+        "artifact_sha256": exported.sha256,
+        "artifact_path": str(path),
+        "bits_per_weight": exported.bits_per_weight,
+        "quant_categories": exported.category_stats,
+        "export_time_s": export_time,
+        "load_time_s": score.load_time_s,
+        "eval_tokens": final.tokens,
+        "eval_bytes": final.bytes,
+        "eval_time_s": final.time_s,
+        "diagnostics": {},
+    }

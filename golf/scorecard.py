@@ -8,24 +8,34 @@ from typing import Any
 COMPRESSOR_LABELS = {"zlib_9": "zlib -9", "zstd_19": "zstd -19", "xz_9": "xz -9"}
 
 
-def _num(value: Any, fmt: str) -> str:
-    return "n/a" if value is None else format(value, fmt)
+def _num(value: Any, fmt: str, unit: str = "") -> str:
+    return "n/a" if value is None else format(value, fmt) + unit
 
 
 def scorecard(m: dict[str, Any], run_dir: Path | None = None) -> str:
-    rows: list[tuple[str, str]] = [
-        ("status", str(m.get("status"))),
-        ("val_bpb", _num(m.get("val_bpb"), ".4f") + f"   [{m.get('evaluated', 'the artifact as loaded from disk')}]"),
-        ("pre-quant val_bpb", _num(m.get("pre_quant_val_bpb"), ".4f")),
+    status = str(m.get("status"))
+    over = f"   <-- OVER THE {m.get('artifact_limit_bytes', 0):,}-BYTE LIMIT: not a valid entry"
+    rows: list[tuple[str, str]] = [("status", status + (over if status == "over_budget" else ""))]
+    rows.append(("val_bpb", _num(m.get("val_bpb"), ".4f") + "   [the artifact as loaded from disk]"))
+    rows.append(("pre-quant val_bpb", _num(m.get("pre_quant_val_bpb"), ".4f") + "   [trained weights, in memory]"))
+    if m.get("quant_gap_bpb") is not None:
+        rows.append(("quantization gap", f"{m['quant_gap_bpb']:+.4f} bpb"))
+    if m.get("artifact_bytes") is not None:
+        rows.append(("artifact", f"{m['artifact_bytes']:,} bytes = {m['model_bytes']:,} model + {m['code_bytes']:,} "
+                                 f"code, of {m['artifact_limit_bytes']:,} ({m['artifact_bytes'] / m['artifact_limit_bytes']:.1%})"))
+    if m.get("bits_per_weight") is not None:
+        rows.append(("bits per weight", f"{m['bits_per_weight']:.3f}"))
+    rows += [
         ("val_loss (nats/token)", _num(m.get("val_loss"), ".4f")),
         ("steps", _num(m.get("steps"), ",")),
         ("train tokens", _num(m.get("train_tokens"), ",")),
-        ("train time", _num(m.get("train_time_s"), ".1f") + " s"),
+        ("train time", _num(m.get("train_time_s"), ".1f", " s")),
         ("train tokens/s", _num(m.get("train_tokens_per_s"), ",.0f")),
-        ("eval time", _num(m.get("eval_time_s"), ".1f") + " s"
+        ("eval time", _num(m.get("eval_time_s"), ".1f", " s")
          + (f"   ({m['eval_tokens']:,} tokens, {m['eval_bytes']:,} bytes)" if "eval_tokens" in m else "")),
-        ("parameters", _num(m.get("model_params"), ",")),
     ]
+    if m.get("model_params") is not None:
+        rows.append(("parameters", f"{m['model_params']:,}"))
     compressors = (m.get("diagnostics") or {}).get("compressor_bpb", {})
     val_bpb = m.get("val_bpb")
     for name, bpb in compressors.items():

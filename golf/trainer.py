@@ -14,7 +14,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Protocol
 
 import torch
 import torch.distributed as dist
@@ -36,6 +36,14 @@ class TrainConfig:
     priming_steps: int = 0  # steps run and then undone (weights, optimizer and data restored)
     val_every: int = 0  # validate every N steps; 0 = only at the end
     log_every: int = 10
+
+
+class StepHook(Protocol):
+    """Called after every optimizer step (not after priming steps) with `step` steps done. warmdown_progress is
+    1 - the lr multiplier the next step would get: 0 before the warm-down, 1 after the last step. QAT switch-on,
+    soft-round annealing and SWA key off it."""
+
+    def update(self, model: torch.nn.Module, step: int, warmdown_progress: float) -> None: ...
 
 
 @dataclass
@@ -61,6 +69,7 @@ class Trainer:
         log: Callable[[str], None] = print,
         log_metrics: Callable[[dict[str, Any]], None] = lambda record: None,
         validate: Optional[Callable[[int], dict[str, Any]]] = None,
+        hooks: tuple[StepHook, ...] = (),
         show_progress: bool = True,
     ):
         self.model = model
@@ -73,6 +82,7 @@ class Trainer:
         self.log = log
         self.log_metrics = log_metrics
         self.validate = validate
+        self.hooks = hooks
         self.show_progress = show_progress
 
     def step(self, step: int, elapsed_s: float) -> torch.Tensor:
@@ -131,6 +141,10 @@ class Trainer:
             step += 1
             now = time.perf_counter()
             elapsed = train_time + now - mark
+            if self.hooks:  # how far the warm-down has gone once this step is done: 1.0 after the last step
+                progress = 1.0 - lr_scale(step, elapsed, cfg.iterations, cfg.warmdown_steps, cfg.max_wallclock_s)
+                for hook in self.hooks:
+                    hook.update(self.model, step, progress)
             out_of_time = cfg.max_wallclock_s > 0 and _any_rank(elapsed >= cfg.max_wallclock_s, self.device)
             is_last = step == cfg.iterations or out_of_time
             if step % cfg.log_every == 0 or is_last or step <= 2:

@@ -111,6 +111,18 @@ BAD_OVERRIDES = [
     (["data=text_dir"], "data.path"),
     (["model=huge"], "model"),
     (["eval.max_tokens=10"], "eval.max_tokens"),
+    (["quant=int7"], "quant"),
+    (["quant.bits.mlp=9"], "quant.bits.mlp"),
+    (["quant.compressor=brotli"], "quant.compressor"),
+    (["quant=int6_zstd", "quant.level=30"], "quant.level"),
+    (["quant.prune_frac=1.0"], "quant.prune_frac"),
+    (["quant.clip_percentile=0"], "quant.clip_percentile"),
+    (["quant.qat.start=1.5"], "quant.qat.start"),
+    (["quant.qat.temperature_start=50"], "quant.qat.temperature_start"),
+    (["optim.muon_wd=-0.01"], "optim.muon_wd"),
+    (["optim.ema.decay=1.0"], "optim.ema.decay"),
+    (["optim.swa.every=0"], "optim.swa.every"),
+    (["optim.swa.enabled=true", "optim.ema.decay=0.99"], "optim.swa.enabled"),
 ]
 
 
@@ -121,3 +133,16 @@ def test_bad_overrides_are_refused_naming_the_key(overrides, key):
     message = describe(info.value)
     assert key in message, message
     assert "Traceback" not in message
+
+
+def test_golf_train_refuses_an_artifact_and_leaves_no_empty_run_directory(tmp_path):
+    from golf.errors import ConfigError
+    from golf.train import checked_config
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()  # as Hydra makes it before golf sees the values
+    with pytest.raises(ConfigError) as info:
+        checked_config(compose(["artifact=/some/file.golf"]), run_dir)
+    assert "golf.eval" in describe(info.value)
+    assert not run_dir.exists()
+    assert checked_config(compose(["artifact=/some/file.golf"]), tmp_path, scores_an_artifact=True).artifact

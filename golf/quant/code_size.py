@@ -1,0 +1,50 @@
+"""code_bytes, defined once: the UTF-8 size of the golf source files that loading and evaluating an artifact needs.
+
+The challenge counts the code of a submission towards its 16,000,000 bytes. For golf that is the files imported by
+`golf.evaluate.artifact_eval.evaluate_artifact` (the same function every run scores its artifact with): the model,
+the artifact reader and dequantizer, the bpb evaluation and the shard and tokenizer readers. A test copies exactly
+these files into an empty folder and scores an artifact from there, so the list cannot silently miss one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from golf import REPO_ROOT
+
+ARTIFACT_CODE_FILES = (
+    "golf/__init__.py",
+    "golf/errors.py",
+    "golf/atomic.py",
+    "golf/model/__init__.py",
+    "golf/model/gpt.py",
+    "golf/quant/__init__.py",
+    "golf/quant/config.py",
+    "golf/quant/quantize.py",
+    "golf/quant/artifact.py",
+    "golf/data/__init__.py",
+    "golf/data/shards.py",
+    "golf/data/tokenizer.py",
+    "golf/evaluate/__init__.py",
+    "golf/evaluate/bpb.py",
+    "golf/evaluate/artifact_eval.py",
+)
+
+
+def code_bytes(files: tuple[str, ...] = ARTIFACT_CODE_FILES, root: Path = REPO_ROOT) -> int:
+    return sum(len((root / f).read_text(encoding="utf-8").encode("utf-8")) for f in files)
+
+
+ARTIFACT_LIMIT_BYTES = 16_000_000
+
+
+def size_accounting(model_bytes: int) -> dict:
+    """The metrics.json size keys: artifact_bytes = model_bytes + code_bytes against the 16,000,000-byte limit."""
+    code = code_bytes()
+    return {
+        "artifact_bytes": model_bytes + code,
+        "model_bytes": model_bytes,
+        "code_bytes": code,
+        "code_files": list(ARTIFACT_CODE_FILES),
+        "artifact_limit_bytes": ARTIFACT_LIMIT_BYTES,
+    }

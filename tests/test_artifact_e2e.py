@@ -1,0 +1,116 @@
+"""The artifact end to end: export after training, score from disk, golf.eval reproduces it, and code_bytes' file
+list is complete (slow: these train)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from golf import REPO_ROOT
+from golf.cli import compose
+from golf.config import to_golf_config
+from golf.job import ARTIFACT_NAME, run_job
+from golf.quant.code_size import ARTIFACT_CODE_FILES, code_bytes
+
+from conftest import golf_command
+
+pytestmark = pytest.mark.slow
+
+TINY = ["model=tiny", "data=text_dir", "data.vocab_size=384", "train.batch_tokens=4096", "train.seq_len=128",
+        "train.iterations=12", "eval.batch_seqs=16", "eval.compressor_baselines=false", "logger=none"]
+
+
+@pytest.fixture(scope="module")
+def trained_int8(text_corpus, tmp_path_factory):
+    root = tmp_path_factory.mktemp("int8")
+    result = golf_command("golf.train", *TINY, f"data.path={text_corpus}", f"paths.root={root}", "quant=int8_zlib",
+                          f"hydra.run.dir={root}/run")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root, json.loads((root / "run" / "metrics.json").read_text())
+
+
+def test_metrics_carry_the_round_trip_and_the_size_breakdown(trained_int8):
+    root, m = trained_int8
+    artifact = root / "run" / ARTIFACT_NAME
+    assert m["status"] == "ok" and m["val_bpb"] == m["quant_val_bpb"]
+    assert m["quant_gap_bpb"] == pytest.approx(m["quant_val_bpb"] - m["pre_quant_val_bpb"], abs=1e-12)
+    assert m["model_bytes"] == artifact.stat().st_size
+    assert m["artifact_bytes"] == m["model_bytes"] + m["code_bytes"] and m["code_bytes"] == code_bytes()
+    assert m["artifact_limit_bytes"] == 16_000_000 and m["code_files"] == list(ARTIFACT_CODE_FILES)
+    assert sum(c["params"] for c in m["quant_categories"].values()) == m["model_params"]
+    assert 0 < abs(m["quant_gap_bpb"]) < 0.05  # int8 costs a little, never nothing (weights moved) nor much
+
+
+def test_golf_eval_reproduces_the_runs_score_exactly(trained_int8, text_corpus):
+    root, m = trained_int8
+    result = golf_command("golf.eval", f"artifact={root}/run/{ARTIFACT_NAME}", "data=text_dir",
+                          f"data.path={text_corpus}", "data.vocab_size=384", "train.seq_len=128", "eval.batch_seqs=16",
+                          "logger=none", f"paths.root={root}", f"hydra.run.dir={root}/eval")
+    assert result.returncode == 0, result.stderr[-3000:]
+    again = json.loads((root / "eval" / "metrics.json").read_text())
+    assert again["val_bpb"] == m["quant_val_bpb"]  # the same code path on the same bytes: bit for bit
+    assert again["artifact_sha256"] == m["artifact_sha256"] and again["reused_artifact"] is True
+
+
+def test_golf_eval_refuses_a_file_that_is_not_an_artifact(tmp_path, text_corpus):
+    bogus = tmp_path / "model.golf"
+    bogus.write_bytes(b"not an artifact at all")
+    result = golf_command("golf.eval", f"artifact={bogus}", "data=text_dir", f"data.path={text_corpus}",
+                          "data.vocab_size=384", "logger=none", f"paths.root={tmp_path}")
+    assert result.returncode == 2 and str(bogus) in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_code_files_alone_load_and_score_the_artifact(trained_int8, text_corpus, tmp_path):
+    root, m = trained_int8
+    for name in ARTIFACT_CODE_FILES:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO_ROOT / name, tmp_path / name)
+    data_dir = root / "data" / "text_dir_sp384"
+    script = textwrap.dedent(f"""
+        import sys
+        # golf is installed editable; drop that finder so only the copied files can be imported
+        sys.meta_path[:] = [f for f in sys.meta_path if "Editable" not in getattr(f, "__name__", "")]
+        sys.path.insert(0, {str(tmp_path)!r})
+        import glob, torch
+        from golf.evaluate.artifact_eval import evaluate_artifact
+        score = evaluate_artifact({str(root / "run" / ARTIFACT_NAME)!r}, sorted(glob.glob({str(data_dir)!r} + "/fineweb_val_*.bin")),
+                                  {str(data_dir / "tokenizer.model")!r}, 128, 16, torch.device("cpu"))
+        outside = [m.__file__ for n, m in sys.modules.items() if n.startswith("golf") and not m.__file__.startswith({str(tmp_path)!r})]
+        print(repr(score.result.val_bpb), outside)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    val_bpb, outside = out.stdout.strip().split(" ", 1)
+    assert outside == "[]"
+    assert float(val_bpb) == m["quant_val_bpb"]
+
+
+def test_over_the_limit_is_status_over_budget_and_loud(text_corpus, tmp_path, monkeypatch, capsys):
+    import golf.job
+    import golf.quant.code_size
+
+    monkeypatch.setattr(golf.job, "ARTIFACT_LIMIT_BYTES", 1000)
+    monkeypatch.setattr(golf.quant.code_size, "ARTIFACT_LIMIT_BYTES", 1000)
+    cfg = to_golf_config(compose([*TINY, f"data.path={text_corpus}", f"paths.root={tmp_path}", "train.iterations=2"]))
+    metrics = run_job(cfg, tmp_path / "run", overrides=[])
+    assert metrics["status"] == "over_budget" and metrics["artifact_limit_bytes"] == 1000
+    assert "OVER THE" in capsys.readouterr().out
+
+
+def test_qat_with_ema_trains_exports_and_scores(text_corpus, tmp_path):
+    cfg = to_golf_config(compose([
+        *TINY, f"data.path={text_corpus}", f"paths.root={tmp_path}", "train.warmdown_steps=8",
+        "quant=int6_zstd", "quant.passthrough_numel=0", "quant.qat.enabled=true", "quant.qat.start=0.5",
+        "quant.qat.soft_round=true", "optim.ema.decay=0.9", "optim.muon_wd=0.01",
+    ]))
+    m = run_job(cfg, tmp_path / "run", overrides=[])
+    # 12 steps, warm-down over the last 8: after step s the warm-down is 1 - (12 - s) / 8 done, so half at step 8
+    assert m["qat_from_step"] == 8 and m["weight_averaging"] == "ema"
+    assert m["status"] == "ok" and m["val_bpb"] == m["quant_val_bpb"]
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "QAT on from step 8" in log and "ema average of 12 updates" in log
