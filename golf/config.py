@@ -20,8 +20,11 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from golf.data.prepare import DATA_SOURCES, DataConfig
 from golf.errors import ConfigError
+from golf.evaluate.audit_config import AuditConfig
 from golf.evaluate.config import EvalConfig
-from golf.evaluate.ttt.config import TTT_OPTIMIZERS, TTT_PROTOCOLS, TTTConfig
+from golf.evaluate.ttt.config import (
+    LORA_TARGETS, TTT_METHODS, TTT_OPTIMIZERS, TTT_PARAMS, TTT_PROTOCOLS, TTT_SCHEDULES, TTTConfig,
+)
 from golf.hardware import DEVICES, DTYPES, HardwareConfig
 from golf.model.gpt import ModelConfig
 from golf.optim.build import OptimConfig
@@ -50,6 +53,7 @@ class GolfConfig:
     hardware: HardwareConfig = field(default_factory=HardwareConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
 
 
 SCHEMA_NAME = "golf_schema"
@@ -133,6 +137,13 @@ def validate(cfg: GolfConfig) -> None:
     _choice("logger.mode", cfg.logger.mode, LOGGER_MODES)
     _at_least("eval.seq_len", cfg.eval.seq_len, 1)
     _at_least("eval.batch_seqs", cfg.eval.batch_seqs, 1)
+    _at_least("audit.tokens", cfg.audit.tokens, 2)
+    _at_least("audit.positions", cfg.audit.positions, 1)
+    _at_least("audit.tolerance", cfg.audit.tolerance, 0.0)
+    _require(cfg.audit.time_factor > 0, "audit.time_factor", cfg.audit.time_factor, "a number > 0")
+    _require(0 <= cfg.eval.stride < cfg.eval.seq_len, "eval.stride", cfg.eval.stride,
+             f"0 (standard) or 1..{cfg.eval.seq_len - 1} (sliding; below eval.seq_len={cfg.eval.seq_len})")
+    _at_least("eval.budget_s", cfg.eval.budget_s, 0.0)
     _at_least("eval.max_tokens", cfg.eval.max_tokens, 0)
     _require(
         cfg.eval.max_tokens == 0 or cfg.eval.max_tokens > cfg.eval.seq_len,
@@ -233,16 +244,30 @@ def _validate_quant(quant: QuantConfig) -> None:
 def _validate_ttt(cfg: GolfConfig) -> None:
     ttt = cfg.ttt
     _choice("ttt.protocol", ttt.protocol, TTT_PROTOCOLS)
+    _choice("ttt.method", ttt.method, TTT_METHODS)
     _choice("ttt.optimizer", ttt.optimizer, TTT_OPTIMIZERS)
+    _choice("ttt.schedule", ttt.schedule, TTT_SCHEDULES)
+    _choice("ttt.params", ttt.params, TTT_PARAMS)
     _at_least("ttt.lr", ttt.lr, 0.0)
     _require(0.0 <= ttt.momentum < 1.0, "ttt.momentum", ttt.momentum, "a number in [0, 1)")
+    _at_least("ttt.weight_decay", ttt.weight_decay, 0.0)
     _at_least("ttt.epochs", ttt.epochs, 0)
     _at_least("ttt.chunk_tokens", ttt.chunk_tokens, 1)
     _at_least("ttt.batch_seqs", ttt.batch_seqs, 1)
     _at_least("ttt.grad_clip", ttt.grad_clip, 0.0)
+    _at_least("ttt.layer_lr_mult", ttt.layer_lr_mult, 0.0)
+    _at_least("ttt.eb_microbatches", ttt.eb_microbatches, 2)
+    _require(ttt.eb_prior > 0, "ttt.eb_prior", ttt.eb_prior, "a number > 0")
+    _at_least("ttt.lora_rank", ttt.lora_rank, 1)
+    for target in ttt.lora_targets:
+        _choice("ttt.lora_targets", target, LORA_TARGETS)
+    _fraction("ttt.error_top_frac", ttt.error_top_frac, 0.0, 1.0)
     layers = cfg.model.num_layers
     _require(0 <= ttt.freeze <= layers, "ttt.freeze", ttt.freeze,
              f"an integer in [0, model.num_layers={layers}] (the number of leading blocks kept frozen)")
+    if ttt.protocol != "none":
+        _require(ttt.chunk_tokens >= cfg.eval.seq_len, "ttt.chunk_tokens", ttt.chunk_tokens,
+                 f"at least eval.seq_len={cfg.eval.seq_len} (a chunk holds whole adaptation sequences)")
 
 
 def _validate_hardware(hw: HardwareConfig) -> None:

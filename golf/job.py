@@ -22,7 +22,8 @@ from golf.data.shards import TokenArray
 from golf.data.tokenizer import byte_tables, load_tokenizer
 from golf.errors import ConfigError
 from golf.evaluate.artifact_eval import evaluate_artifact
-from golf.evaluate.bpb import EvalResult, evaluate_standard
+from golf.evaluate.bpb import EvalResult
+from golf.evaluate.windows import evaluate_standard
 from golf.evaluate.compressors import compressor_bpb
 from golf.hardware import autocast, setup_device
 from golf.model.gpt import GPT, count_parameters

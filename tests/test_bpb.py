@@ -10,7 +10,8 @@ import torch
 
 from golf.data.shards import TokenArray, write_shard
 from golf.data.tokenizer import ByteTables
-from golf.evaluate.bpb import ByteCounter, bits_per_byte, evaluate_standard
+from golf.evaluate.bpb import ByteCounter, bits_per_byte
+from golf.evaluate.windows import evaluate_standard
 
 # ids: 0 pad, 1 BOS (boundary), 2 "▁the" (3 bytes + space), 3 "<0xE2>" byte piece, 4 "ab", 5 unused (boundary)
 TABLES = ByteTables(

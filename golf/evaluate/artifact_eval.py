@@ -15,7 +15,8 @@ import torch
 
 from golf.data.shards import TokenArray
 from golf.data.tokenizer import byte_tables, load_tokenizer
-from golf.evaluate.bpb import EvalResult, evaluate_standard
+from golf.evaluate.bpb import EvalResult
+from golf.evaluate.windows import evaluate_standard
 from golf.model.gpt import GPT, ModelConfig
 from golf.quant.artifact import LoadedArtifact, load_artifact
 

@@ -27,6 +27,7 @@ ARTIFACT_CODE_FILES = (
     "golf/data/tokenizer.py",
     "golf/evaluate/__init__.py",
     "golf/evaluate/bpb.py",
+    "golf/evaluate/windows.py",
     "golf/evaluate/artifact_eval.py",
 )
 

@@ -1,0 +1,156 @@
+"""Scoring windows: which validation targets each forward pass scores, and the scorer every evaluation shares.
+
+Target j (1 <= j < N) is token j of the validation stream predicted from tokens < j. A window of length L starting at
+token a reads tokens a .. a+L-1 and predicts targets a+1 .. a+L; it scores the targets from a+1+score_from on.
+- standard (stride = L): windows side by side, every position scored, the tail that does not fill a window dropped,
+  exactly the challenge's evaluation;
+- sliding (stride S < L): the first window scores all its L targets, each next one (S tokens later) only its last S,
+  so every scored target but the first L sees at least L - S tokens of context; a last window aligned to the end of
+  the stream scores whatever is left, so every target 1 .. N-1 is scored exactly once.
+Every window is full length (batches need no padding). Scored ranges are contiguous and increasing, so the scores
+of a plan concatenate into one array over targets [first_target, last_target].
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from golf.data.shards import TokenArray
+from golf.data.tokenizer import ByteTables
+from golf.evaluate.bpb import ByteCounter, EvalResult, bits_per_byte, rank_world
+
+
+@dataclass(frozen=True)
+class Window:
+    start: int  # first input token
+    length: int  # input tokens; targets start+1 .. start+length
+    score_from: int  # offset of the first scored target within the window
+
+    @property
+    def first_target(self) -> int:
+        return self.start + 1 + self.score_from
+
+    @property
+    def end_target(self) -> int:  # one past the last scored target
+        return self.start + self.length + 1
+
+    @property
+    def scored(self) -> int:
+        return self.length - self.score_from
+
+
+def plan_windows(n_tokens: int, seq_len: int, stride: int | None = None) -> list[Window]:
+    """Windows over a stream of n_tokens; stride None or seq_len is the standard evaluation."""
+    if seq_len < 1:
+        raise ValueError(f"seq_len must be >= 1, got {seq_len}")
+    targets = n_tokens - 1
+    if targets < seq_len:
+        raise ValueError(f"the validation set has {n_tokens} tokens, fewer than one window of {seq_len} + 1")
+    if stride is None or stride == seq_len:
+        return [Window(k * seq_len, seq_len, 0) for k in range(targets // seq_len)]
+    if not 1 <= stride < seq_len:
+        raise ValueError(f"stride must be in [1, seq_len={seq_len}], got {stride}")
+    windows = [Window(0, seq_len, 0)]
+    start = stride
+    while start + seq_len <= targets:
+        windows.append(Window(start, seq_len, seq_len - stride))
+        start += stride
+    done = windows[-1].end_target  # targets < done are scored
+    if done <= targets:
+        last = targets - seq_len
+        windows.append(Window(last, seq_len, done - 1 - last))
+    return windows
+
+
+@dataclass
+class WindowScores:
+    """Per scored target, in target order: NLL (nats, float64) and bytes (float64)."""
+
+    first_target: int
+    nll: np.ndarray
+    bytes: np.ndarray
+
+    @property
+    def end_target(self) -> int:
+        return self.first_target + len(self.nll)
+
+
+@torch.no_grad()
+def score_windows(
+    model: torch.nn.Module,
+    val: TokenArray,
+    windows: Sequence[Window],
+    counter: ByteCounter,
+    batch_seqs: int,
+    device: torch.device,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> WindowScores:
+    """Score `windows` (contiguous, in order) with the model as it is, in eval mode and inference only; rows of a
+    batch never interact, so batching cannot move a score."""
+    if not windows:
+        return WindowScores(0, np.zeros(0), np.zeros(0))
+    was_training = model.training
+    model.eval()
+    nll_parts, byte_parts = [], []
+    try:
+        for i in range(0, len(windows), batch_seqs):
+            batch = windows[i:i + batch_seqs]
+            rows = np.stack([val.read(w.start, w.start + w.length + 1) for w in batch]).astype(np.int64)
+            tokens = torch.from_numpy(rows).to(device, non_blocking=True)
+            x, y = tokens[:, :-1], tokens[:, 1:]
+            with autocast():
+                nll = model(x, y, reduction="none").double()
+            nbytes = counter(x, y).double()
+            for row, w in enumerate(batch):
+                nll_parts.append(nll[row, w.score_from:])
+                byte_parts.append(nbytes[row, w.score_from:])
+    finally:
+        model.train(was_training)
+    return WindowScores(windows[0].first_target, torch.cat(nll_parts).cpu().numpy(), torch.cat(byte_parts).cpu().numpy())
+
+
+def rank_windows(windows: Sequence[Window]) -> Sequence[Window]:
+    """This rank's contiguous share of the windows (all of them without torch.distributed)."""
+    rank, world = rank_world()
+    n = len(windows)
+    return windows[n * rank // world: n * (rank + 1) // world]
+
+
+def evaluate_windows(
+    model: torch.nn.Module,
+    val: TokenArray,
+    tables: ByteTables,
+    windows: Sequence[Window],
+    batch_seqs: int,
+    device: torch.device,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    save_token_nll: bool = False,
+) -> EvalResult:
+    """Score the plan (ranks split the windows, float64 sums reduced) into an EvalResult. Memory depends on
+    batch_seqs and, for the per-target arrays, on this rank's share; windows stream from the memmap."""
+    start_time = time.perf_counter()
+    scores = score_windows(model, val, rank_windows(windows), ByteCounter(tables, device), batch_seqs, device, autocast)
+    sums = torch.tensor([scores.nll.sum(), float(len(scores.nll)), scores.bytes.sum()], dtype=torch.float64,
+                        device=device)
+    if rank_world()[1] > 1:
+        dist.all_reduce(sums)
+    nll_sum, tokens, byte_sum = (float(v) for v in sums.tolist())
+    return EvalResult(
+        val_loss=nll_sum / tokens, val_bpb=bits_per_byte(nll_sum, byte_sum), tokens=int(tokens), bytes=int(byte_sum),
+        time_s=time.perf_counter() - start_time,
+        token_nll=scores.nll if save_token_nll else None, token_bytes=scores.bytes if save_token_nll else None,
+    )
+
+
+def evaluate_standard(model: torch.nn.Module, val: TokenArray, tables: ByteTables, seq_len: int, batch_seqs: int,
+                      device: torch.device, autocast=contextlib.nullcontext, save_token_nll: bool = False) -> EvalResult:
+    """The challenge's evaluation: non-overlapping windows of seq_len, no carried context, the tail dropped."""
+    return evaluate_windows(model, val, tables, plan_windows(len(val), seq_len), batch_seqs, device, autocast,
+                            save_token_nll)
