@@ -1,4 +1,4 @@
-"""`python -m golf.eval artifact=PATH [overrides]`: score a saved artifact, no training.
+"""`python -m golf.eval artifact=PATH [eval=...] [ttt=...]`: score a saved artifact (or a run directory's), no training.
 
 The artifact carries its model config; data, eval, ttt and hardware come from the command line. The number is the
 same code path as the training run's round trip, so it reproduces that run's quant_val_bpb exactly.
@@ -14,9 +14,9 @@ from omegaconf import DictConfig
 
 from golf.cli import run_hydra
 from golf.config import GolfConfig
-from golf.evaluate.artifact_eval import evaluate_artifact
+from golf.evaluate.scoring import score_artifact_file, write_side_files
 from golf.hardware import autocast, setup_device
-from golf.job import load_data, run_job
+from golf.job import ARTIFACT_NAME, load_data, record_logger, run_job
 from golf.quant.code_size import ARTIFACT_LIMIT_BYTES, size_accounting
 from golf.runs import RunDir
 from golf.train import checked_config
@@ -27,33 +27,21 @@ def score_artifact(cfg: GolfConfig, run: RunDir, tracker: WandbRun) -> dict[str,
     device = setup_device(cfg.hardware)
     data, _, _, _ = load_data(cfg, run.log)
     path = Path(cfg.artifact)
-    score = evaluate_artifact(path, data.val_files, data.tokenizer_path, cfg.eval.seq_len, cfg.eval.batch_seqs, device,
-                              max_tokens=cfg.eval.max_tokens or None, save_token_nll=cfg.eval.save_token_nll,
-                              autocast=lambda: autocast(cfg.hardware, device))
-    result = score.result
-    run.log(f"artifact {path}: val_loss {result.val_loss:.6f} val_bpb {result.val_bpb:.6f} over {result.tokens:,} "
-            f"tokens / {result.bytes:,} bytes ({result.time_s:.1f}s)")
+    if path.is_dir():
+        path = path / ARTIFACT_NAME  # a run directory: its artifact
+    scores = score_artifact_file(cfg, path, data, device, lambda: autocast(cfg.hardware, device), run.log,
+                                 record_logger(run, tracker))
+    write_side_files(scores, run.path)
     size = size_accounting(path.stat().st_size)
-    metrics = {
+    tracker.log({"final/val_bpb": scores["val_bpb"]})
+    return {
         "status": "over_budget" if size["artifact_bytes"] > ARTIFACT_LIMIT_BYTES else "ok",
         "seed": cfg.seed,
-        "val_bpb": result.val_bpb,
-        "val_loss": result.val_loss,
-        "quant_val_bpb": result.val_bpb,
-        "quant_val_loss": result.val_loss,
+        **scores,
         **size,
-        "artifact_sha256": score.artifact.sha256,
         "artifact_path": str(path),
         "reused_artifact": True,
-        "load_time_s": score.load_time_s,
-        "eval_tokens": result.tokens,
-        "eval_bytes": result.bytes,
-        "eval_time_s": result.time_s,
-        "model": score.artifact.model,
-        "diagnostics": {},
     }
-    tracker.log({"final/val_bpb": result.val_bpb})
-    return metrics
 
 
 def task(cfg: DictConfig) -> float | None:

@@ -21,10 +21,10 @@ from golf.data.prepare import PreparedData, ensure_prepared
 from golf.data.shards import TokenArray
 from golf.data.tokenizer import byte_tables, load_tokenizer
 from golf.errors import ConfigError
-from golf.evaluate.artifact_eval import evaluate_artifact
 from golf.evaluate.bpb import EvalResult
 from golf.evaluate.windows import evaluate_standard
 from golf.evaluate.compressors import compressor_bpb
+from golf.evaluate.scoring import write_side_files, score_artifact_file
 from golf.hardware import autocast, setup_device
 from golf.model.gpt import GPT, count_parameters
 from golf.optim.averaging import build_averager
@@ -70,6 +70,14 @@ def run_job(cfg: GolfConfig, run_dir: Path, overrides: list[str], body: Optional
         tracker.finish(metrics)
     print(scorecard(metrics, run.path))
     return metrics
+
+
+def record_logger(run: RunDir, tracker: WandbRun) -> Callable[[dict[str, Any]], None]:
+    """One record to metrics.jsonl and W&B (the TTT per-chunk curve, ...)."""
+    def log_record(record: dict[str, Any]) -> None:
+        run.log_metrics(record)
+        tracker.log(record)
+    return log_record
 
 
 def load_data(cfg: GolfConfig, log) -> tuple[PreparedData, Any, Any, TokenArray]:
@@ -141,7 +149,7 @@ def train_export_score(cfg: GolfConfig, run: RunDir, tracker: WandbRun) -> dict[
     pre = evaluate()
     run.log(f"pre-quant val_loss {pre.val_loss:.6f} val_bpb {pre.val_bpb:.6f} ({pre.time_s:.1f}s)")
     metrics.update(pre_quant_val_bpb=pre.val_bpb, pre_quant_val_loss=pre.val_loss)
-    metrics.update(_export_and_score(cfg, run, model, data, device, amp))
+    metrics.update(_export_and_score(cfg, run, tracker, model, data, device, amp))
     metrics["quant_gap_bpb"] = metrics["quant_val_bpb"] - pre.val_bpb
     if cfg.eval.compressor_baselines:
         metrics["diagnostics"]["compressor_bpb"] = compressor_bpb(val, sp)
@@ -152,7 +160,8 @@ def train_export_score(cfg: GolfConfig, run: RunDir, tracker: WandbRun) -> dict[
     return metrics
 
 
-def _export_and_score(cfg: GolfConfig, run: RunDir, model: GPT, data: PreparedData, device, amp) -> dict[str, Any]:
+def _export_and_score(cfg: GolfConfig, run: RunDir, tracker: WandbRun, model: GPT, data: PreparedData, device,
+                      amp) -> dict[str, Any]:
     """Quantize + compress to run_dir/artifact.golf, account its size, then score it as loaded from disk."""
     start = time.perf_counter()
     state = {name: t.detach().cpu() for name, t in model.state_dict().items()}
@@ -166,30 +175,15 @@ def _export_and_score(cfg: GolfConfig, run: RunDir, model: GPT, data: PreparedDa
             f"{size['artifact_bytes']:,} bytes ({'OVER' if over else 'within'} the {ARTIFACT_LIMIT_BYTES:,}-byte limit), "
             f"{exported.bits_per_weight:.3f} bits/weight, exported in {export_time:.1f}s")
 
-    score = evaluate_artifact(path, data.val_files, data.tokenizer_path, cfg.eval.seq_len, cfg.eval.batch_seqs, device,
-                              max_tokens=cfg.eval.max_tokens or None, save_token_nll=cfg.eval.save_token_nll,
-                              autocast=amp)
-    final = score.result
-    run.log(f"artifact val_loss {final.val_loss:.6f} val_bpb {final.val_bpb:.6f} over {final.tokens:,} tokens "
-            f"/ {final.bytes:,} bytes ({final.time_s:.1f}s)")
-    if final.token_nll is not None:
-        np.save(run.path / "token_nll.npy", final.token_nll)
-        np.save(run.path / "token_bytes.npy", final.token_bytes)
+    scores = score_artifact_file(cfg, path, data, device, amp, run.log, record_logger(run, tracker))
+    write_side_files(scores, run.path)
     return {
         "status": "over_budget" if over else "ok",
-        "val_bpb": final.val_bpb,
-        "val_loss": final.val_loss,
-        "quant_val_bpb": final.val_bpb,
-        "quant_val_loss": final.val_loss,
+        **scores,
         **size,
         "artifact_sha256": exported.sha256,
         "artifact_path": str(path),
         "bits_per_weight": exported.bits_per_weight,
         "quant_categories": exported.category_stats,
         "export_time_s": export_time,
-        "load_time_s": score.load_time_s,
-        "eval_tokens": final.tokens,
-        "eval_bytes": final.bytes,
-        "eval_time_s": final.time_s,
-        "diagnostics": {},
     }

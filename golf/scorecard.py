@@ -12,14 +12,35 @@ def _num(value: Any, fmt: str, unit: str = "") -> str:
     return "n/a" if value is None else format(value, fmt) + unit
 
 
+def _headline_source(m: dict[str, Any]) -> str:
+    if m.get("ttt_val_bpb") is not None:
+        return "score-first TTT on the artifact as loaded from disk"
+    if m.get("sliding_val_bpb") is not None:
+        return "sliding windows on the artifact as loaded from disk"
+    return "the artifact as loaded from disk"
+
+
 def scorecard(m: dict[str, Any], run_dir: Path | None = None) -> str:
     status = str(m.get("status"))
     over = f"   <-- OVER THE {m.get('artifact_limit_bytes', 0):,}-BYTE LIMIT: not a valid entry"
     rows: list[tuple[str, str]] = [("status", status + (over if status == "over_budget" else ""))]
-    rows.append(("val_bpb", _num(m.get("val_bpb"), ".4f") + "   [the artifact as loaded from disk]"))
-    rows.append(("pre-quant val_bpb", _num(m.get("pre_quant_val_bpb"), ".4f") + "   [trained weights, in memory]"))
+    rows.append(("val_bpb", _num(m.get("val_bpb"), ".4f") + f"   [{_headline_source(m)}]"))
+    if m.get("pre_quant_val_bpb") is not None:
+        rows.append(("pre-quant val_bpb", f"{m['pre_quant_val_bpb']:.4f}   [trained weights, in memory]"))
+    if m.get("quant_val_bpb") is not None:
+        rows.append(("quant val_bpb", f"{m['quant_val_bpb']:.4f}   [artifact, standard evaluation]"))
     if m.get("quant_gap_bpb") is not None:
         rows.append(("quantization gap", f"{m['quant_gap_bpb']:+.4f} bpb"))
+    if m.get("sliding_val_bpb") is not None:
+        rows.append(("sliding val_bpb", f"{m['sliding_val_bpb']:.4f}"))
+    if m.get("ttt_val_bpb") is not None:
+        rows.append(("TTT val_bpb", f"{m['ttt_val_bpb']:.4f}   (gain {m['ttt_gain_bpb']:+.4f} over the same windows "
+                                    f"without TTT, {m['ttt_time_s']:.1f} s)"))
+    illegal = (m.get("diagnostics") or {}).get("adapt_first_bpb_ILLEGAL")
+    if illegal is not None:
+        rows.append(("ILLEGAL TTT bpb", f"{illegal:.4f}   <-- adapted before scoring: NOT a score, never val_bpb"))
+    if "compliant" in m:
+        rows.append(("audit", "PASS (every check)" if m["compliant"] else "FAIL   <-- see compliance.json"))
     if m.get("artifact_bytes") is not None:
         rows.append(("artifact", f"{m['artifact_bytes']:,} bytes = {m['model_bytes']:,} model + {m['code_bytes']:,} "
                                  f"code, of {m['artifact_limit_bytes']:,} ({m['artifact_bytes'] / m['artifact_limit_bytes']:.1%})"))

@@ -57,6 +57,20 @@ def test_golf_eval_reproduces_the_runs_score_exactly(trained_int8, text_corpus):
     assert again["artifact_sha256"] == m["artifact_sha256"] and again["reused_artifact"] is True
 
 
+def test_golf_eval_with_sliding_windows_of_a_run_directory(trained_int8, text_corpus):
+    root, m = trained_int8
+    result = golf_command("golf.eval", f"artifact={root}/run", "eval=sliding", "eval.stride=32", "data=text_dir",
+                          f"data.path={text_corpus}", "data.vocab_size=384", "train.seq_len=128", "eval.batch_seqs=16",
+                          "logger=none", f"paths.root={root}", f"hydra.run.dir={root}/sliding")
+    assert result.returncode == 0, result.stderr[-3000:]
+    s = json.loads((root / "sliding" / "metrics.json").read_text())
+    assert s["quant_val_bpb"] == m["quant_val_bpb"] and s["val_bpb"] == s["sliding_val_bpb"]
+    assert s["sliding_val_bpb"] != s["quant_val_bpb"]  # other contexts, other numbers
+    # sliding scores every target, also the tail of fewer than 128 that the standard evaluation drops
+    assert 0 < s["eval_tokens"] - m["eval_tokens"] < 128
+    assert "sliding windows" in result.stdout
+
+
 def test_golf_eval_refuses_a_file_that_is_not_an_artifact(tmp_path, text_corpus):
     bogus = tmp_path / "model.golf"
     bogus.write_bytes(b"not an artifact at all")
