@@ -1,0 +1,51 @@
+"""Error-guided TTT: put the adaptation loss only on the hardest tokens of each batch.
+
+The loss of a batch is the mean NLL of its k highest-loss target tokens, k = max(1, ceil(error_top_frac * n)) of its
+n valid targets. With several ranks the batch's rows are spread over them, so the per-token losses are gathered to
+pick the global top k; each rank then back-propagates its own selected tokens, divided by the same k, and the summed
+gradients equal the single-process gradient. (The research found this did not help; it is here to be measured.)
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from golf.evaluate.bpb import rank_world
+
+
+def top_count(n_valid: int, frac: float) -> int:
+    return max(1, math.ceil(frac * n_valid))
+
+
+def top_fraction_mask(nll: Tensor, mask: Tensor, k: int) -> Tensor:
+    """bool like `nll`: this rank's share of the k highest losses among the valid targets of all ranks."""
+    values = nll.detach()[mask].float()
+    rank, world = rank_world()
+    if world > 1:  # pad every rank's losses to the longest with -inf, gather, and keep the indices in my segment
+        count = torch.tensor([values.numel()], device=nll.device)
+        counts = [torch.zeros_like(count) for _ in range(world)]
+        dist.all_gather(counts, count)
+        width = int(max(c.item() for c in counts))
+        padded = torch.full((width,), -math.inf, device=nll.device)
+        padded[:values.numel()] = values
+        gathered = [torch.empty_like(padded) for _ in range(world)]
+        dist.all_gather(gathered, padded)
+        top = torch.topk(torch.cat(gathered), k).indices
+        local = top[(top >= rank * width) & (top < rank * width + values.numel())] - rank * width
+    else:
+        local = torch.topk(values, k).indices
+    chosen = torch.zeros(values.numel(), dtype=torch.bool, device=nll.device)
+    chosen[local] = True
+    selected = torch.zeros_like(mask)
+    selected[mask] = chosen
+    return selected
+
+
+def top_fraction_loss(nll: Tensor, mask: Tensor, frac: float, n_valid: int | None = None) -> Tensor:
+    """Mean of the top-`frac` share of the valid per-token losses (n_valid: the batch's valid targets on all ranks)."""
+    k = top_count(int(mask.sum()) if n_valid is None else n_valid, frac)
+    return (nll * top_fraction_mask(nll, mask, k)).sum() / k
