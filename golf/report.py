@@ -1,0 +1,256 @@
+"""`python -m golf.report DIR [--baseline KEY=VALUE[,KEY=VALUE]] [--metrics val_bpb,ttt_time_s,...]`: a sweep's table
+and plots.
+
+DIR is a multirun's sweep directory (outputs/sweeps/<stamp>_<name>/) whose sub-directories are the jobs' run
+directories. Jobs are grouped into configurations (the overrides minus seed); each row has the job counts, mean and
+sample std over seeds of val_bpb, val_loss and the asked metrics, the deltas of the means against the baseline row,
+the one-sided Welch's t-test p-value of val_loss (H1: lower than the baseline's) and the record flag (FACTS.md:
+at least 0.005 nats lower with p < 0.01). Statistics: golf/report_stats.py; plots: golf/report_plots.py.
+
+Written into DIR, each atomically: summary.csv, summary.md and the PNG plots that apply. The Hydra multirun-end
+callback and W&B use `write_report`. Argparse, not Hydra: the report reads finished runs and composes no config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from golf.atomic import atomic_write_text
+from golf.errors import GolfError
+from golf.report_stats import (
+    RECORD_MARGIN_NATS, RECORD_P, ReportError, Summary, format_value, parse_baseline, summarize,
+)
+
+CSV_NAME = "summary.csv"
+MD_NAME = "summary.md"
+
+__all__ = ["ReportResult", "write_report", "render_markdown", "render_csv", "main", "ReportError"]
+
+
+@dataclass
+class ReportResult:
+    """What a report wrote: the rows (dicts, one per configuration, sorted by mean val_bpb), the Markdown text and
+    the paths of the files."""
+
+    sweep_dir: Path
+    rows: list[dict[str, Any]]
+    markdown: str
+    csv_path: Path
+    md_path: Path
+    plot_paths: list[Path] = field(default_factory=list)
+    baseline: dict[str, Any] = field(default_factory=dict)  # the baseline row (also one of `rows`)
+    keys: list[str] = field(default_factory=list)  # the varying keys: the configuration columns
+
+    @property
+    def files(self) -> list[Path]:
+        return [self.csv_path, self.md_path, *self.plot_paths]
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return [r for r in self.rows if r["record"]]
+
+
+def write_report(sweep_dir: str | Path, baseline: Optional[dict[str, Any] | str] = None,
+                 metrics: Sequence[str] = ()) -> ReportResult:
+    """Summarize the sweep in `sweep_dir` and write summary.csv, summary.md and the plots that apply into it.
+
+    baseline: {key: value} pairs (or "key=value,key=value") naming the baseline configuration; keys are override keys
+    (or resolved config keys, such as ttt.protocol); default: the first configuration without TTT, else the first job's.
+    metrics: extra metrics.json keys to average besides val_bpb and val_loss.
+    Raises ReportError (a GolfError) for a missing or empty directory, an unmatched baseline or an unknown metric.
+    """
+    from golf.report_plots import make_plots  # matplotlib only when a report is written
+
+    if isinstance(baseline, str):
+        baseline = parse_baseline(baseline)
+    summary = summarize(sweep_dir, baseline, metrics)
+    plots = make_plots(summary, summary.sweep_dir)
+    csv_path = summary.sweep_dir / CSV_NAME
+    md_path = summary.sweep_dir / MD_NAME
+    atomic_write_text(csv_path, render_csv(summary))
+    markdown = render_markdown(summary, plots)
+    atomic_write_text(md_path, markdown)
+    return ReportResult(summary.sweep_dir, summary.rows, markdown, csv_path, md_path, plots, summary.baseline_row,
+                        list(summary.keys))
+
+
+# ------------------------------------------------------------------------------------------------------------ CSV
+
+
+def csv_columns(summary: Summary) -> list[str]:
+    stats = [f"{m}_{s}" for m in summary.metrics for s in ("mean", "std")]
+    return [*summary.keys, "label", "config", "baseline", "n", "n_ok", "n_diverged", "n_failed", "n_over_budget",
+            "over_budget", *stats, "delta_val_bpb", "delta_val_loss", "p_value", "record", "seeds", "jobs"]
+
+
+def render_csv(summary: Summary) -> str:
+    """One row per configuration, every column; floats at full precision (repr), None as an empty cell."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    columns = csv_columns(summary)
+    writer.writerow(columns)
+    for row in summary.rows:
+        writer.writerow([_csv_cell(row.get(c)) for c in columns])
+    return buf.getvalue()
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+# ------------------------------------------------------------------------------------------------------- Markdown
+
+
+def render_markdown(summary: Summary, plots: Sequence[Path] = ()) -> str:
+    counts = summary.status_counts()
+    n_jobs = len(summary.jobs)
+    no_metrics = sum(1 for j in summary.jobs if j.metrics is None)
+    failed = f"{counts['failed']} failed" + (f" ({no_metrics} without metrics.json)" if no_metrics else "")
+    base = summary.baseline_row
+    lines = [
+        f"# Sweep report: `{summary.sweep_dir}`",
+        "",
+        f"{n_jobs} jobs: {counts['ok']} ok, {counts['diverged']} diverged, {failed}, "
+        f"{counts['over_budget']} over budget. {len(summary.rows)} configurations"
+        + (f", varying {', '.join(f'`{k}`' for k in summary.keys)}" if summary.keys else "") + ".",
+        "",
+        f"Baseline: **{_md(base['label'])}** (marked ◀ in the table).",
+        "",
+    ]
+    lines += _table(summary)
+    lines += [
+        "",
+        "Sorted by mean val_bpb. Means and sample standard deviations (±) over the seeds of each configuration; "
+        "n counts the jobs in the statistics (status ok or over_budget); diverged and failed jobs are counted, never "
+        "averaged in. Δ: mean minus the baseline's mean (bpb in bits per byte, loss in nats per token). "
+        f"p: one-sided Welch's t-test of val_loss, H1 = lower than the baseline's (— with n < 2 on either side). "
+        f"record? yes = mean val_loss at least {RECORD_MARGIN_NATS} nats below the baseline's with p < {RECORD_P} "
+        "and no artifact over budget.",
+    ]
+    if any(r["over_budget"] for r in summary.rows):
+        lines += ["", "⚠ marks configurations with an artifact over the 16,000,000-byte limit: in the statistics, "
+                  "never a record."]
+    lost = [j for j in summary.jobs if j.status != "ok"]
+    if lost:
+        lines += ["", "## Jobs not ok", ""]
+        for job in lost:
+            config = " ".join(j for j in (job.overrides or ["(overrides.yaml missing: configuration unknown)"]))
+            problem = _one_line(job.problem or "")
+            what = problem if problem.startswith(job.status) else f"{job.status}: {problem}" if problem else job.status
+            lines.append(f"- `{job.name}/` ({_md(config)}): {_md(what)}")
+    if plots:
+        lines += ["", "## Plots", ""]
+        lines += [f"![{p.stem}]({p.name})" for p in plots]
+    return "\n".join(lines) + "\n"
+
+
+def _table(summary: Summary) -> list[str]:
+    keys = summary.keys or ["config"]
+    extra = summary.metrics[2:]
+    header = ["", *keys, "n", "div", "fail", "over", "val_bpb", "Δ bpb", "val_loss", "Δ loss", "p", "record?", *extra]
+    align = ["---", *["---"] * len(keys), *["--:"] * 4, *["--:"] * 5, ":-:", *["--:"] * len(extra)]
+    lines = ["| " + " | ".join(_md(h) for h in header) + " |", "| " + " | ".join(align) + " |"]
+    for row in summary.rows:
+        marks = ["◀ baseline" if row["baseline"] else "", "⚠ over budget" if row["over_budget"] else ""]
+        record = "—" if row["baseline"] else ("**yes**" if row["record"] else "no")
+        cells = [
+            " ".join(m for m in marks if m),
+            *[_md(format_value(row.get(k)) if k != "config" else (row["config"] or "(defaults)")) for k in keys],
+            str(row["n"]), str(row["n_diverged"]), str(row["n_failed"]), str(row["n_over_budget"]),
+            _pm(row["val_bpb_mean"], row["val_bpb_std"], ".4f"), _signed(row["delta_val_bpb"]),
+            _pm(row["val_loss_mean"], row["val_loss_std"], ".4f"), _signed(row["delta_val_loss"]),
+            _p(row["p_value"]), record,
+            *[_pm_auto(row[f"{m}_mean"], row[f"{m}_std"]) for m in extra],
+        ]
+        if row["baseline"]:
+            cells[1:1 + len(keys)] = [f"**{c}**" if c else c for c in cells[1:1 + len(keys)]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _pm(mean: Optional[float], std: Optional[float], fmt: str) -> str:
+    if mean is None:
+        return "—"
+    return f"{mean:{fmt}}" + (f" ± {std:{fmt}}" if std is not None else "")
+
+
+def _pm_auto(mean: Optional[float], std: Optional[float]) -> str:
+    """About four significant digits for the mean, the std to the same decimals (seconds, bytes, ...)."""
+    if mean is None:
+        return "—"
+    magnitude = math.floor(math.log10(abs(mean))) if mean else 0
+    decimals = min(max(3 - magnitude, 0), 6)
+    return _pm(mean, std, f".{decimals}f")
+
+
+def _signed(value: Optional[float]) -> str:
+    return "—" if value is None else f"{value:+.4f}"
+
+
+def _p(p: Optional[float]) -> str:
+    if p is None:
+        return "—"
+    return f"{p:.1e}" if p < 1e-4 else f"{p:.4f}"
+
+
+def _md(text: str) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# ---------------------------------------------------------------------------------------------------------- entry
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m golf.report",
+        description="Table (summary.csv, summary.md) and plots of a sweep's jobs, written into the sweep directory.")
+    parser.add_argument("sweep_dir", metavar="DIR", help="the multirun's directory, e.g. outputs/sweeps/<stamp>_<name>")
+    parser.add_argument("--baseline", metavar="KEY=VALUE[,KEY=VALUE]",
+                        help="the configuration to compare against (default: the first without TTT, else the first "
+                             "job's)")
+    parser.add_argument("--metrics", metavar="NAME[,NAME]", action="append", default=[],
+                        help="more metrics.json keys to average, e.g. ttt_time_s,artifact_bytes")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    metrics = [m.strip() for chunk in args.metrics for m in chunk.split(",") if m.strip()]
+    try:
+        result = write_report(Path(args.sweep_dir), args.baseline, metrics)
+    except GolfError as err:
+        _exit_with(err)
+    print(result.markdown)
+    print("wrote: " + ", ".join(str(p) for p in result.files))
+    return 0
+
+
+def _exit_with(err: GolfError) -> None:
+    try:
+        from golf.cli import exit_with  # one paragraph on stderr, exit code 2: the same as every entry point
+    except ImportError:  # pragma: no cover - golf.cli needs hydra and torch; the message must still come out
+        print(f"golf: {err}", file=sys.stderr)
+        sys.exit(GolfError.exit_code)
+    exit_with(err)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,491 @@
+"""A sweep's jobs grouped into configurations, with per-configuration statistics and the comparison to a baseline.
+
+A configuration is a job's command-line overrides minus `seed=...` and `hydra...` overrides, as a sorted tuple: the
+seeds of one configuration are its repeats. Jobs are read from the run directories below the sweep directory
+(overrides.yaml, config.yaml, metrics.json, metrics.jsonl; DESIGN.md). Only jobs whose status is "ok" or
+"over_budget" enter the statistics; "diverged" and "failed" jobs (and jobs without a readable metrics.json, which
+count as failed) are counted and never averaged in.
+
+The comparison follows the record bar of FACTS.md: a row is a record when its mean val_loss is at least 0.005 nats
+below the baseline's AND the one-sided Welch's t-test (scipy.stats.ttest_ind, equal_var=False,
+alternative="less": H1 = the row's val_loss is lower than the baseline's) gives p < 0.01. With fewer than two scored
+jobs on either side there is no test: p is None and the row is no record. A row with over-budget artifacts is in the
+statistics but flagged, and is never a record (the artifact limit is part of the rules).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence
+
+import numpy as np
+import yaml
+
+from golf.errors import GolfError
+
+STATUSES = ("ok", "diverged", "failed", "over_budget")
+SCORED = ("ok", "over_budget")  # the statuses whose numbers enter the statistics
+HEADLINE_METRICS = ("val_bpb", "val_loss")
+RECORD_MARGIN_NATS = 0.005  # FACTS.md: a record beats the best score by at least 0.005 nats ...
+RECORD_P = 0.01  # ... with p < 0.01 (Welch's t-test over seeds)
+JOB_FILES = ("overrides.yaml", "config.yaml", "metrics.json", "metrics.jsonl", "train.log")
+
+Value = Any  # int | float | str | None: a typed override value
+
+
+class ReportError(GolfError):
+    """A sweep directory that cannot be reported on, or a --baseline / --metrics that does not fit the sweep."""
+
+
+# ---------------------------------------------------------------------------------------------------------- jobs
+
+
+@dataclass
+class Job:
+    """One job directory of a sweep, as found on disk."""
+
+    path: Path
+    overrides: Optional[list[str]]  # None when overrides.yaml is missing or unreadable
+    config: Optional[dict[str, Any]]  # config.yaml (resolved, nested), None when missing
+    metrics: Optional[dict[str, Any]]  # metrics.json, None when missing or unreadable
+    status: str  # one of STATUSES; "failed" when metrics.json is missing, unreadable or has an unknown status
+    problem: Optional[str] = None  # why a job is not scored (missing metrics.json, the error, diverged at step ...)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def seed(self) -> Optional[int]:
+        for item in self.overrides or ():
+            key, value = split_override(item)
+            if key == "seed":
+                parsed = parse_value(value)
+                return parsed if isinstance(parsed, int) else None
+        for source in (self.metrics, self.config):
+            if source and isinstance(source.get("seed"), int):
+                return source["seed"]
+        return None
+
+    def number(self, metric: str) -> Optional[float]:
+        """A finite number from metrics.json (bools count as 0/1), else None."""
+        value = (self.metrics or {}).get(metric)
+        if isinstance(value, bool):
+            return float(value)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            return float(value)
+        return None
+
+    def chunk_bpb(self) -> dict[int, float]:
+        """The TTT per-chunk bpb from metrics.jsonl (chunk index -> bpb; a chunk logged twice keeps its last value)."""
+        out: dict[int, float] = {}
+        path = self.path / "metrics.jsonl"
+        if not path.is_file():
+            return out
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                line = line.strip()
+                if not line or "ttt_chunk" not in line:
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:  # a line cut short by a crash
+                    continue
+                chunk, bpb = record.get("ttt_chunk"), record.get("ttt_chunk_bpb")
+                if isinstance(chunk, int) and isinstance(bpb, (int, float)) and math.isfinite(bpb):
+                    out[chunk] = float(bpb)
+        return out
+
+
+def find_job_dirs(sweep_dir: Path) -> list[Path]:
+    """Sub-directories that are run directories (hold a run file, or are named by a job number), by job number."""
+    jobs = [p for p in sweep_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
+            and (p.name.isdigit() or any((p / name).exists() for name in JOB_FILES))]
+    return sorted(jobs, key=lambda p: (0, int(p.name), "") if p.name.isdigit() else (1, 0, p.name))
+
+
+def load_job(path: Path) -> Job:
+    overrides = _read_yaml(path / "overrides.yaml")
+    if overrides is not None and not (isinstance(overrides, list) and all(isinstance(o, str) for o in overrides)):
+        overrides = None
+    config = _read_yaml(path / "config.yaml")
+    config = config if isinstance(config, dict) else None
+    metrics_path = path / "metrics.json"
+    metrics: Optional[dict[str, Any]] = None
+    problem: Optional[str] = None
+    if not metrics_path.is_file():
+        status, problem = "failed", "no metrics.json (the job stopped before writing it)"
+    else:
+        try:
+            loaded = json.loads(metrics_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            loaded, problem = None, f"unreadable metrics.json ({err})"
+        metrics = loaded if isinstance(loaded, dict) else None
+        status = metrics.get("status") if metrics else None
+        if status not in STATUSES:
+            problem = problem or f"metrics.json has status {status!r}, not one of {', '.join(STATUSES)}"
+            status = "failed"
+        elif status == "failed":
+            problem = str(metrics.get("error") or "failed")
+        elif status == "diverged":
+            step = metrics.get("diverged_at_step")
+            problem = f"diverged at step {step}" if step is not None else "diverged"
+        elif status == "over_budget":
+            problem = f"artifact over budget ({metrics.get('artifact_bytes')} bytes)"
+    if overrides is None and problem is None:
+        problem = "no readable overrides.yaml"
+    return Job(path, overrides, config, metrics, status, problem)
+
+
+def _read_yaml(path: Path) -> Any:
+    if not path.is_file():
+        return None
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+
+
+def load_jobs(sweep_dir: str | Path) -> list[Job]:
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.exists():
+        raise ReportError(f"sweep directory {sweep_dir} does not exist; give the directory of a multirun, such as "
+                          "outputs/sweeps/<stamp>_<name>/, whose sub-directories 0/, 1/, ... are the jobs")
+    if not sweep_dir.is_dir():
+        raise ReportError(f"{sweep_dir} is a file, not a sweep directory; give the directory of a multirun, such as "
+                          "outputs/sweeps/<stamp>_<name>/, whose sub-directories 0/, 1/, ... are the jobs")
+    dirs = find_job_dirs(sweep_dir)
+    if not dirs:
+        hint = (" It looks like a single run directory (it holds the run files itself); a report compares the jobs "
+                "of a sweep.") if any((sweep_dir / name).exists() for name in JOB_FILES) else ""
+        raise ReportError(f"sweep directory {sweep_dir} holds no job directories (sub-directories 0/, 1/, ... with "
+                          f"overrides.yaml, config.yaml or metrics.json), so there is nothing to report.{hint} "
+                          "Give the directory of a multirun, such as outputs/sweeps/<stamp>_<name>/")
+    return [load_job(d) for d in dirs]
+
+
+# ---------------------------------------------------------------------------------------------- configurations
+
+
+def split_override(item: str) -> tuple[str, str]:
+    """'ttt.lr=0.5' -> ('ttt.lr', '0.5'); '+model.x=1' -> ('model.x', '1'); '~key' -> ('~key', '')."""
+    key, sep, value = item.partition("=")
+    key = key.strip()
+    if key.startswith("+"):
+        key = key.lstrip("+")
+    return key, value.strip() if sep else ""
+
+
+def is_ignored_key(key: str) -> bool:
+    return key == "seed" or key == "hydra" or key.startswith(("hydra.", "hydra/"))
+
+
+def config_of(overrides: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """The canonical configuration of a job: its overrides minus seed and hydra ones, as sorted (key, value) pairs."""
+    pairs = {}
+    for item in overrides:
+        key, value = split_override(item)
+        if key and not is_ignored_key(key):
+            pairs[key] = value  # a key given twice: the last one wins, as in Hydra
+    return tuple(sorted(pairs.items()))
+
+
+_INT = re.compile(r"^[+-]?\d+$")
+
+
+def parse_value(text: Any) -> Value:
+    """An override's value typed: int, float, or the string itself (true/false/null stay strings)."""
+    if not isinstance(text, str):
+        return text
+    s = text.strip()
+    if _INT.match(s):
+        return int(s)
+    try:
+        value = float(s)
+    except ValueError:
+        return s
+    return value if math.isfinite(value) or s.lower() in ("inf", "+inf", "-inf", "nan") else s
+
+
+def values_equal(a: Value, b: Value) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    ta, tb = parse_value(str(a) if isinstance(a, bool) else a), parse_value(str(b) if isinstance(b, bool) else b)
+    if isinstance(ta, (int, float)) and isinstance(tb, (int, float)):
+        return float(ta) == float(tb)
+    return str(ta).lower() == str(tb).lower()
+
+
+def value_sort_key(value: Value) -> tuple:
+    """None first, then numbers in numeric order, then strings."""
+    if value is None:
+        return (0, 0.0, "")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (1, float(value), "")
+    return (2, 0.0, str(value))
+
+
+def format_value(value: Value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def nested_get(config: Optional[dict[str, Any]], dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+# ---------------------------------------------------------------------------------------------------- groups
+
+
+@dataclass
+class Group:
+    """The jobs of one configuration."""
+
+    config: tuple[tuple[str, str], ...]
+    jobs: list[Job] = field(default_factory=list)
+
+    @property
+    def settings(self) -> dict[str, Value]:
+        return {k: parse_value(v) for k, v in self.config}
+
+    @property
+    def scored(self) -> list[Job]:
+        return [j for j in self.jobs if j.status in SCORED]
+
+    def count(self, status: str) -> int:
+        return sum(j.status == status for j in self.jobs)
+
+    def values(self, metric: str) -> list[float]:
+        """The metric of every scored job that has it, in job order."""
+        return [v for v in (j.number(metric) for j in self.scored) if v is not None]
+
+    def config_value(self, dotted: str) -> Any:
+        """A key of the resolved config.yaml (of the first job that has one)."""
+        for job in self.jobs:
+            if job.config is not None:
+                return nested_get(job.config, dotted)
+        return None
+
+    def has_config(self) -> bool:
+        return any(j.config is not None for j in self.jobs)
+
+
+def group_jobs(jobs: Sequence[Job]) -> tuple[list[Group], list[Job]]:
+    """Configurations in the order of their first job, and the jobs whose configuration is unknown."""
+    groups: dict[tuple, Group] = {}
+    unknown: list[Job] = []
+    for job in jobs:
+        if job.overrides is None:
+            unknown.append(job)
+            continue
+        key = config_of(job.overrides)
+        groups.setdefault(key, Group(key)).jobs.append(job)
+    return list(groups.values()), unknown
+
+
+def varying_keys(groups: Sequence[Group]) -> list[str]:
+    """Keys whose value differs between configurations (a key missing from some configurations varies too)."""
+    keys = sorted({k for g in groups for k, _ in g.config})
+    out = []
+    for key in keys:
+        values = {dict(g.config).get(key) for g in groups}
+        if len(values) > 1:
+            out.append(key)
+    return out
+
+
+def mean_std(values: Sequence[float]) -> tuple[Optional[float], Optional[float]]:
+    """Mean (None when empty) and sample standard deviation, ddof=1 (None with fewer than 2 values)."""
+    if not values:
+        return None, None
+    arr = np.asarray(values, dtype=np.float64)
+    return float(arr.mean()), (float(arr.std(ddof=1)) if len(arr) >= 2 else None)
+
+
+def welch_p_lower(row: Sequence[float], baseline: Sequence[float]) -> Optional[float]:
+    """One-sided Welch's t-test p-value for H1: mean(row) < mean(baseline). None when either side has n < 2 or the
+    test is undefined (both samples constant)."""
+    if len(row) < 2 or len(baseline) < 2:
+        return None
+    from scipy.stats import ttest_ind
+
+    with warnings.catch_warnings():  # nearly identical samples: scipy warns, and the p-value says what it can
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = float(ttest_ind(np.asarray(row, dtype=np.float64), np.asarray(baseline, dtype=np.float64),
+                            equal_var=False, alternative="less").pvalue)
+    return p if math.isfinite(p) else None
+
+
+# ------------------------------------------------------------------------------------------------------ summary
+
+
+@dataclass
+class Summary:
+    """Everything the table and the plots need."""
+
+    sweep_dir: Path
+    jobs: list[Job]
+    groups: list[Group]  # in row order (sorted by mean val_bpb, unscored rows last)
+    rows: list[dict[str, Any]]  # one per group, same order
+    keys: list[str]  # the varying keys: the table's configuration columns
+    metrics: list[str]  # val_bpb, val_loss, then the extra ones
+    baseline_index: int  # into rows / groups
+    unknown_jobs: list[Job]  # job directories without a readable overrides.yaml: counted as failed, in no row
+
+    @property
+    def baseline_row(self) -> dict[str, Any]:
+        return self.rows[self.baseline_index]
+
+    def status_counts(self) -> dict[str, int]:
+        counts = {s: 0 for s in STATUSES}
+        for job in self.jobs:
+            counts[job.status] += 1
+        return counts
+
+
+def row_label(row: dict[str, Any], keys: Sequence[str]) -> str:
+    """'ttt.freeze=2, ttt.lr=0.5' from the varying keys that the row sets; the full override list if none vary."""
+    parts = [f"{k}={format_value(row.get(k))}" for k in keys if row.get(k) is not None]
+    return ", ".join(parts) or row["config"] or "(defaults)"
+
+
+def summarize(sweep_dir: str | Path, baseline: Optional[dict[str, Any]] = None,
+              metrics: Sequence[str] = ()) -> Summary:
+    """Read the sweep, group its jobs and compute every row (see the module docstring for the statistics)."""
+    sweep_dir = Path(sweep_dir)
+    jobs = load_jobs(sweep_dir)
+    groups, unknown = group_jobs(jobs)
+    if not groups:
+        raise ReportError(f"none of the {len(jobs)} job directories of {sweep_dir} has a readable overrides.yaml "
+                          f"({', '.join(j.name for j in jobs[:10])}), so their configurations are unknown")
+    extra = [m for m in dict.fromkeys(m.strip() for m in metrics) if m and m not in HEADLINE_METRICS]
+    _check_metrics(extra, jobs, sweep_dir)
+    names = [*HEADLINE_METRICS, *extra]
+    keys = varying_keys(groups)
+
+    base_group = groups[_baseline_position(groups, keys, baseline)]
+    rows = [_row(g, keys, names) for g in groups]
+    base_row = rows[groups.index(base_group)]
+    base_loss = base_group.values("val_loss")
+    for group, row in zip(groups, rows):
+        is_base = group is base_group
+        row["baseline"] = is_base
+        for metric in HEADLINE_METRICS:
+            mean, base_mean = row[f"{metric}_mean"], base_row[f"{metric}_mean"]
+            row[f"delta_{metric}"] = mean - base_mean if mean is not None and base_mean is not None else None
+        row["p_value"] = None if is_base else welch_p_lower(group.values("val_loss"), base_loss)
+        delta = row["delta_val_loss"]
+        row["record"] = bool(not is_base and delta is not None and delta <= -RECORD_MARGIN_NATS + 1e-12
+                             and row["p_value"] is not None and row["p_value"] < RECORD_P
+                             and row["n_over_budget"] == 0)
+
+    order = sorted(range(len(rows)), key=lambda i: (rows[i]["val_bpb_mean"] is None, rows[i]["val_bpb_mean"] or 0.0, i))
+    groups = [groups[i] for i in order]
+    rows = [rows[i] for i in order]
+    return Summary(sweep_dir, jobs, groups, rows, keys, names, groups.index(base_group), unknown)
+
+
+def _row(group: Group, keys: Sequence[str], metrics: Sequence[str]) -> dict[str, Any]:
+    settings = group.settings
+    row: dict[str, Any] = {k: settings.get(k) for k in keys}
+    row["config"] = " ".join(k if k.startswith("~") else f"{k}={v}" for k, v in group.config)
+    row["label"] = ""
+    row["n"] = len(group.scored)
+    row["n_ok"] = group.count("ok")
+    row["n_diverged"] = group.count("diverged")
+    row["n_failed"] = group.count("failed")
+    row["n_over_budget"] = group.count("over_budget")
+    row["over_budget"] = row["n_over_budget"] > 0
+    row["seeds"] = " ".join(str(j.seed) for j in group.scored if j.seed is not None)
+    row["jobs"] = " ".join(j.name for j in group.jobs)
+    for metric in metrics:
+        row[f"{metric}_mean"], row[f"{metric}_std"] = mean_std(group.values(metric))
+    row["label"] = row_label(row, keys)
+    return row
+
+
+def _check_metrics(extra: Sequence[str], jobs: Sequence[Job], sweep_dir: Path) -> None:
+    with_metrics = [j for j in jobs if j.metrics]
+    if not extra or not with_metrics:
+        return
+    available = sorted({k for j in with_metrics for k, v in j.metrics.items() if isinstance(v, (int, float))})
+    missing = [m for m in extra if not any(m in j.metrics for j in with_metrics)]
+    if missing:
+        raise ReportError(f"--metrics {','.join(missing)}: not in any metrics.json of {sweep_dir}; numeric metrics "
+                          f"there: {', '.join(available)}")
+
+
+# ----------------------------------------------------------------------------------------------------- baseline
+
+
+def parse_baseline(text: str) -> dict[str, str]:
+    """'ttt.freeze=2,ttt.lr=0.5' -> {'ttt.freeze': '2', 'ttt.lr': '0.5'} (a comma starts a new pair only when a
+    KEY= follows it, so list values keep their commas)."""
+    pairs: dict[str, str] = {}
+    for part in re.split(r",(?=\s*[+~]?[\w./-]+=)", text.strip()):
+        key, sep, value = part.partition("=")
+        key = key.strip().lstrip("+")
+        if not sep or not key:
+            raise ReportError(f"--baseline {text!r}: expected KEY=VALUE[,KEY=VALUE], e.g. --baseline ttt=none or "
+                              "--baseline ttt.freeze=2,ttt.lr=0.5")
+        pairs[key] = value.strip()
+    return pairs
+
+
+def _baseline_position(groups: Sequence[Group], keys: Sequence[str], baseline: Optional[dict[str, Any]]) -> int:
+    if baseline:
+        return _match_baseline(groups, keys, baseline)
+    for i, group in enumerate(groups):  # default: the first configuration without TTT
+        if _without_ttt(group):
+            return i
+    return 0  # else the configuration of the first job
+
+
+def _without_ttt(group: Group) -> bool:
+    if group.has_config():
+        return str(group.config_value("ttt.protocol")).lower() == "none"
+    settings = dict(group.config)
+    if "ttt.protocol" in settings:
+        return settings["ttt.protocol"].lower() == "none"
+    if "ttt" in settings:
+        return settings["ttt"].lower() == "none"
+    return not any(k.startswith("ttt.") for k in settings)
+
+
+def _match_baseline(groups: Sequence[Group], keys: Sequence[str], baseline: dict[str, Any]) -> int:
+    override_keys = {k for g in groups for k, _ in g.config}
+
+    def value_of(group: Group, key: str) -> Any:
+        if key in override_keys:  # a key the sweep's overrides set: a configuration without it does not match
+            return group.settings.get(key)
+        return group.config_value(key)  # a key no override sets (ttt.protocol, ...): its resolved value
+
+    matches = [i for i, g in enumerate(groups)
+               if all(values_equal(value_of(g, k), v) for k, v in baseline.items())]
+    if len(matches) == 1:
+        return matches[0]
+    wanted = ",".join(f"{k}={v}" for k, v in baseline.items())
+    listing = "; ".join(_describe_group(g, keys) for g in (groups if not matches else [groups[i] for i in matches]))
+    if not matches:
+        raise ReportError(f"--baseline {wanted}: no configuration of the sweep has that value; its rows are: {listing}")
+    raise ReportError(f"--baseline {wanted}: {len(matches)} configurations match ({listing}); add KEY=VALUE pairs to "
+                      "pick one")
+
+
+def _describe_group(group: Group, keys: Sequence[str]) -> str:
+    settings = group.settings
+    parts = [f"{k}={format_value(settings[k])}" for k in keys if k in settings]
+    return ",".join(parts) or " ".join(f"{k}={v}" for k, v in group.config) or "(defaults)"
