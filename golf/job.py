@@ -6,6 +6,7 @@ trip; the in-memory score of the trained (or averaged) weights is pre_quant_val_
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import asdict
@@ -15,6 +16,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
+from golf.cache import ArtifactCache, cache_key
 from golf.config import GolfConfig, to_plain_dict
 from golf.data.loader import DistributedTokenLoader
 from golf.data.prepare import PreparedData, ensure_prepared
@@ -93,19 +95,66 @@ def load_data(cfg: GolfConfig, log) -> tuple[PreparedData, Any, Any, TokenArray]
 
 
 def train_export_score(cfg: GolfConfig, run: RunDir, tracker: WandbRun) -> dict[str, Any]:
+    """Train and export (or take the artifact of an identical training from the cache), then score the artifact."""
     seed_everything(cfg.seed)
     device = setup_device(cfg.hardware)
     data, sp, tables, val = load_data(cfg, run.log)
     amp = lambda: autocast(cfg.hardware, device)  # noqa: E731
+    artifact = run.path / ARTIFACT_NAME
+    if cfg.train.reuse:
+        cache, key = ArtifactCache(Path(cfg.paths.root) / "cache"), cache_key(cfg)
+        with cache.lock(key):  # a parallel job with the same key waits here for this training instead of repeating it
+            entry = cache.get(key)
+            if entry is not None:
+                entry.copy_artifact_to(artifact)
+                metrics = {**entry.train_metrics, "reused_artifact": True, "cache_key": key}
+                run.log(f"reusing the trained artifact of cache entry {entry.path} (train.reuse=false trains anew)")
+            else:
+                metrics = _train_and_export(cfg, run, tracker, data, tables, val, device, amp)
+                metrics["cache_key"] = key
+                if metrics["status"] == "ok":
+                    cache.put(key, artifact, metrics)
+    else:
+        metrics = _train_and_export(cfg, run, tracker, data, tables, val, device, amp)
+    metrics["seed"] = cfg.seed
+    if metrics["status"] != "ok":
+        return metrics
 
+    size = size_accounting(metrics["model_bytes"])
+    scores = score_artifact_file(cfg, artifact, data, device, amp, run.log, record_logger(run, tracker))
+    write_side_files(scores, run.path)
+    metrics.update(scores)
+    metrics.update(size, artifact_path=str(artifact))
+    metrics["status"] = status_of(metrics, cfg)
+    metrics["quant_gap_bpb"] = metrics["quant_val_bpb"] - metrics["pre_quant_val_bpb"]
+    if cfg.eval.compressor_baselines:
+        metrics["diagnostics"]["compressor_bpb"] = compressor_bpb(val, sp)
+    run.log_metrics({"step": metrics["steps"], "val_loss": metrics["val_loss"], "val_bpb": metrics["val_bpb"],
+                     "pre_quant_val_bpb": metrics["pre_quant_val_bpb"]})
+    tracker.log({"final/val_bpb": metrics["val_bpb"], "final/pre_quant_val_bpb": metrics["pre_quant_val_bpb"],
+                 "final/artifact_bytes": metrics["artifact_bytes"]})
+    return metrics
+
+
+def status_of(metrics: dict[str, Any], cfg: GolfConfig) -> str:
+    """ok, unless the headline diverged (not finite or above eval.diverge_bpb) or the artifact is over the limit."""
+    bpb = metrics.get("val_bpb")
+    if bpb is None or not math.isfinite(bpb) or bpb > cfg.eval.diverge_bpb:
+        return "diverged"
+    return "over_budget" if metrics["artifact_bytes"] > ARTIFACT_LIMIT_BYTES else "ok"
+
+
+def _train_and_export(cfg: GolfConfig, run: RunDir, tracker: WandbRun, data: PreparedData, tables, val: TokenArray,
+                      device: torch.device, amp) -> dict[str, Any]:
+    """Train, average, score the weights in memory (pre-quant), export run_dir/artifact.golf; the training metrics."""
     torch.manual_seed(cfg.seed)  # the init depends on the seed alone, not on what data preparation consumed
     model = GPT(cfg.model, cfg.data.vocab_size).to(device)
     n_params = count_parameters(model)
     run.log(f"model {cfg.model.name}: {n_params:,} parameters; data {cfg.data.name}: "
             f"{data.train_tokens:,} train / {len(val):,} val tokens; device {device}, {cfg.hardware.dtype}")
 
-    def evaluate(save_token_nll: bool = False) -> EvalResult:
-        return evaluate_standard(model, val, tables, cfg.eval.seq_len, cfg.eval.batch_seqs, device, amp, save_token_nll)
+    def evaluate() -> EvalResult:
+        return evaluate_standard(model, val, tables, cfg.eval.seq_len, cfg.eval.batch_seqs, device, amp)
 
     def validate(step: int) -> dict[str, float]:
         result = evaluate()
@@ -127,7 +176,6 @@ def train_export_score(cfg: GolfConfig, run: RunDir, tracker: WandbRun) -> dict[
     result = trainer.fit()
     metrics: dict[str, Any] = {
         "status": result.status,
-        "seed": cfg.seed,
         "steps": result.steps,
         "train_tokens": result.train_tokens,
         "train_time_s": result.train_time_s,
@@ -139,7 +187,8 @@ def train_export_score(cfg: GolfConfig, run: RunDir, tracker: WandbRun) -> dict[
         "weight_averaging": averager.kind if averager is not None else None,
     }
     if result.status != "ok":
-        metrics.update(val_bpb=None, val_loss=None, diverged_at_step=result.diverged_at_step)
+        metrics.update(val_bpb=None, val_loss=None, diverged_at_step=result.diverged_at_step,
+                       last_finite_train_loss=result.last_finite_loss)
         return metrics
 
     qat.detach(model)  # export and pre-quant scoring see the plain weights
@@ -149,20 +198,7 @@ def train_export_score(cfg: GolfConfig, run: RunDir, tracker: WandbRun) -> dict[
     pre = evaluate()
     run.log(f"pre-quant val_loss {pre.val_loss:.6f} val_bpb {pre.val_bpb:.6f} ({pre.time_s:.1f}s)")
     metrics.update(pre_quant_val_bpb=pre.val_bpb, pre_quant_val_loss=pre.val_loss)
-    metrics.update(_export_and_score(cfg, run, tracker, model, data, device, amp))
-    metrics["quant_gap_bpb"] = metrics["quant_val_bpb"] - pre.val_bpb
-    if cfg.eval.compressor_baselines:
-        metrics["diagnostics"]["compressor_bpb"] = compressor_bpb(val, sp)
-    run.log_metrics({"step": result.steps, "val_loss": metrics["val_loss"], "val_bpb": metrics["val_bpb"],
-                     "pre_quant_val_bpb": pre.val_bpb})
-    tracker.log({"final/val_bpb": metrics["val_bpb"], "final/pre_quant_val_bpb": pre.val_bpb,
-                 "final/artifact_bytes": metrics["artifact_bytes"]}, step=result.steps)
-    return metrics
 
-
-def _export_and_score(cfg: GolfConfig, run: RunDir, tracker: WandbRun, model: GPT, data: PreparedData, device,
-                      amp) -> dict[str, Any]:
-    """Quantize + compress to run_dir/artifact.golf, account its size, then score it as loaded from disk."""
     start = time.perf_counter()
     state = {name: t.detach().cpu() for name, t in model.state_dict().items()}
     exported = export_artifact(state, asdict(cfg.model), cfg.data.vocab_size, cfg.quant)
@@ -174,16 +210,7 @@ def _export_and_score(cfg: GolfConfig, run: RunDir, tracker: WandbRun, model: GP
     run.log(f"artifact {path.name}: {size['model_bytes']:,} model + {size['code_bytes']:,} code = "
             f"{size['artifact_bytes']:,} bytes ({'OVER' if over else 'within'} the {ARTIFACT_LIMIT_BYTES:,}-byte limit), "
             f"{exported.bits_per_weight:.3f} bits/weight, exported in {export_time:.1f}s")
-
-    scores = score_artifact_file(cfg, path, data, device, amp, run.log, record_logger(run, tracker))
-    write_side_files(scores, run.path)
-    return {
-        "status": "over_budget" if over else "ok",
-        **scores,
-        **size,
-        "artifact_sha256": exported.sha256,
-        "artifact_path": str(path),
-        "bits_per_weight": exported.bits_per_weight,
-        "quant_categories": exported.category_stats,
-        "export_time_s": export_time,
-    }
+    metrics.update(model_bytes=exported.model_bytes, artifact_sha256=exported.sha256,
+                   bits_per_weight=exported.bits_per_weight, quant_categories=exported.category_stats,
+                   export_time_s=export_time)
+    return metrics

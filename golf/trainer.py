@@ -36,6 +36,7 @@ class TrainConfig:
     priming_steps: int = 0  # steps run and then undone (weights, optimizer and data restored)
     val_every: int = 0  # validate every N steps; 0 = only at the end
     log_every: int = 10
+    reuse: bool = True  # take the trained artifact from outputs/cache when an identical training already ran
 
 
 class StepHook(Protocol):
@@ -54,6 +55,7 @@ class TrainResult:
     train_time_s: float
     last_loss: float
     diverged_at_step: Optional[int] = None
+    last_finite_loss: Optional[float] = None  # the last logged loss that was finite (for a diverged run)
 
 
 class Trainer:
@@ -132,6 +134,7 @@ class Trainer:
         elapsed = 0.0
         step = 0
         last_loss = float("nan")
+        last_finite: Optional[float] = None
         # a bar for a person at a terminal; logs and CI get the step lines of train.log instead
         show_bar = self.show_progress and sys.stderr.isatty()
         bar = tqdm(total=cfg.iterations, desc="train", unit="step", disable=not show_bar, leave=False)
@@ -158,8 +161,10 @@ class Trainer:
                          f"time {elapsed:.1f}s left {left:.0f}s")
                 if not math.isfinite(last_loss):
                     bar.close()
-                    self.log(f"diverged: the training loss is {last_loss} at step {step}")
-                    return TrainResult("diverged", step, step * cfg.batch_tokens, elapsed, last_loss, step)
+                    self.log(f"diverged: the training loss is {last_loss} at step {step} "
+                             f"(last finite loss {last_finite})")
+                    return TrainResult("diverged", step, step * cfg.batch_tokens, elapsed, last_loss, step, last_finite)
+                last_finite = last_loss
             bar.update(1)
             if self.validate is not None and cfg.val_every > 0 and (step % cfg.val_every == 0) and not is_last:
                 train_time = elapsed

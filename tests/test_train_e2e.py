@@ -53,13 +53,32 @@ def test_training_beats_the_untrained_model_and_fills_the_run_directory(text_cor
 def test_same_seed_gives_identical_metrics_and_another_seed_does_not(text_corpus, tmp_path):
     def run(seed: int, name: str) -> dict:
         cfg = to_golf_config(compose([*TINY, f"data.path={text_corpus}", f"paths.root={tmp_path}",
-                                      "train.iterations=15", "eval.compressor_baselines=false", f"seed={seed}"]))
+                                      "train.iterations=15", "eval.compressor_baselines=false", f"seed={seed}",
+                                      "train.reuse=false"]))
         return run_job(cfg, tmp_path / name, overrides=[])
 
     first, second, other = run(7, "a"), run(7, "b"), run(8, "c")
-    for key in ("val_bpb", "val_loss", "last_train_loss", "steps", "train_tokens"):
+    assert not first["reused_artifact"] and not second["reused_artifact"]
+    for key in ("val_bpb", "val_loss", "last_train_loss", "steps", "train_tokens", "artifact_sha256"):
         assert first[key] == second[key], key
     assert first["val_bpb"] != other["val_bpb"]
+
+
+def test_jobs_that_differ_only_in_evaluation_reuse_one_training(text_corpus, tmp_path):
+    def run(name: str, *extra: str) -> dict:
+        cfg = to_golf_config(compose([*TINY, f"data.path={text_corpus}", f"paths.root={tmp_path}",
+                                      "train.iterations=4", "eval.compressor_baselines=false", *extra]))
+        return run_job(cfg, tmp_path / name, overrides=[])
+
+    first = run("a")
+    sliding = run("b", "eval=sliding", "eval.stride=64")
+    other_lr = run("c", "optim.matrix_lr=0.02")
+    assert not first["reused_artifact"] and sliding["reused_artifact"] and not other_lr["reused_artifact"]
+    assert sliding["artifact_sha256"] == first["artifact_sha256"] and sliding["steps"] == first["steps"]
+    assert sliding["quant_val_bpb"] == first["quant_val_bpb"] and "sliding_val_bpb" in sliding
+    assert (tmp_path / "b" / "artifact.golf").read_bytes() == (tmp_path / "a" / "artifact.golf").read_bytes()
+    assert "reusing the trained artifact" in (tmp_path / "b" / "train.log").read_text()
+    assert len([p for p in (tmp_path / "cache").iterdir() if p.is_dir()]) == 2
 
 
 def test_token_nll_files_match_the_score(text_corpus, tmp_path):
