@@ -26,6 +26,7 @@ from golf.errors import ConfigError
 from golf.evaluate.artifact_eval import load_model
 from golf.evaluate.audit_checks import run_audit, verdict_table
 from golf.hardware import autocast, setup_device
+from golf.eval import artifact_file
 from golf.job import ARTIFACT_NAME, load_data, run_job
 from golf.quant.artifact import load_artifact
 from golf.quant.code_size import size_accounting
@@ -34,23 +35,6 @@ from golf.train import checked_config
 from golf.wandb_run import WandbRun
 
 COMPLIANCE_NAME = "compliance.json"
-
-
-def artifact_file(value: Optional[str]) -> Path:
-    """The artifact named by `artifact=`: the file itself, or artifact.golf inside a run directory."""
-    if not value:  # `artifact: ???` does not survive the merge onto train's null, so absence arrives as None
-        raise ConfigError("artifact", "must be given: `python -m golf.audit artifact=PATH`, PATH an artifact file "
-                          f"or a run directory holding {ARTIFACT_NAME}")
-    path = Path(value)
-    if path.is_dir():
-        if (path / ARTIFACT_NAME).is_file():
-            return path / ARTIFACT_NAME
-        raise ConfigError("artifact", f"{value} is a directory without {ARTIFACT_NAME}; give an artifact file or the "
-                          "run directory that holds one")
-    if not path.is_file():
-        raise ConfigError("artifact", f"{value} does not exist; give an artifact file ({ARTIFACT_NAME}) or the run "
-                          "directory that holds one")
-    return path
 
 
 def scored_eval_time(path: Path, cfg: GolfConfig) -> Optional[float]:
@@ -95,7 +79,7 @@ def audit_artifact(cfg: GolfConfig, run: RunDir, tracker: WandbRun) -> dict[str,
         "val_loss": None,
         "slice_bpb": record["slice_bpb"],
         "slice_tokens": record["slice_tokens"],
-        **size_accounting(path.stat().st_size),
+        **size_accounting(path.stat().st_size, cfg.ttt.protocol != "none"),
         "artifact_sha256": artifact.sha256,
         "artifact_path": str(path),
         "reused_artifact": True,
@@ -109,13 +93,7 @@ def audit_artifact(cfg: GolfConfig, run: RunDir, tracker: WandbRun) -> dict[str,
 def task(cfg: DictConfig) -> Optional[bool]:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    golf_cfg = checked_config(cfg, run_dir, scores_an_artifact=True)
-    try:
-        artifact_file(golf_cfg.artifact)  # before any work: a wrong path leaves no run directory behind
-    except ConfigError:
-        if run_dir.is_dir() and not any(run_dir.iterdir()):
-            run_dir.rmdir()
-        raise
+    golf_cfg = checked_config(cfg, run_dir, scores_an_artifact=True, check=lambda c: artifact_file(c.artifact))
     metrics = run_job(golf_cfg, run_dir, list(hydra_cfg.overrides.task), body=audit_artifact, job_type="audit")
     if not metrics.get("compliant") and hydra_cfg.mode == RunMode.RUN:
         sys.exit(1)

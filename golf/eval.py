@@ -7,13 +7,14 @@ same code path as the training run's round trip, so it reproduces that run's qua
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from golf.cli import run_hydra
 from golf.config import GolfConfig
+from golf.errors import ConfigError
 from golf.evaluate.scoring import score_artifact_file, write_side_files
 from golf.hardware import autocast, setup_device
 from golf.job import ARTIFACT_NAME, load_data, record_logger, run_job
@@ -23,16 +24,31 @@ from golf.train import checked_config
 from golf.wandb_run import WandbRun
 
 
+def artifact_file(value: Optional[str]) -> Path:
+    """The artifact named by `artifact=`: the file itself, or artifact.golf inside a run directory."""
+    if not value:  # `artifact: ???` does not survive the merge onto train's null, so absence arrives as None
+        raise ConfigError("artifact", "must be given: artifact=PATH, PATH an artifact file "
+                          f"or a run directory holding {ARTIFACT_NAME}")
+    path = Path(value)
+    if path.is_dir():
+        if (path / ARTIFACT_NAME).is_file():
+            return path / ARTIFACT_NAME
+        raise ConfigError("artifact", f"{value} is a directory without {ARTIFACT_NAME}; give an artifact file or the "
+                          "run directory that holds one")
+    if not path.is_file():
+        raise ConfigError("artifact", f"{value} does not exist; give an artifact file ({ARTIFACT_NAME}) or the run "
+                          "directory that holds one")
+    return path
+
+
 def score_artifact(cfg: GolfConfig, run: RunDir, tracker: WandbRun) -> dict[str, Any]:
     device = setup_device(cfg.hardware)
     data, _, _, _ = load_data(cfg, run.log)
-    path = Path(cfg.artifact)
-    if path.is_dir():
-        path = path / ARTIFACT_NAME  # a run directory: its artifact
+    path = artifact_file(cfg.artifact)
     scores = score_artifact_file(cfg, path, data, device, lambda: autocast(cfg.hardware, device), run.log,
                                  record_logger(run, tracker))
     write_side_files(scores, run.path)
-    size = size_accounting(path.stat().st_size)
+    size = size_accounting(path.stat().st_size, cfg.ttt.protocol != "none")
     tracker.log({"final/val_bpb": scores["val_bpb"]})
     return {
         "status": "over_budget" if size["artifact_bytes"] > ARTIFACT_LIMIT_BYTES else "ok",
@@ -47,7 +63,7 @@ def score_artifact(cfg: GolfConfig, run: RunDir, tracker: WandbRun) -> dict[str,
 def task(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    golf_cfg = checked_config(cfg, run_dir, scores_an_artifact=True)
+    golf_cfg = checked_config(cfg, run_dir, scores_an_artifact=True, check=lambda c: artifact_file(c.artifact))
     metrics = run_job(golf_cfg, run_dir, list(hydra_cfg.overrides.task), body=score_artifact, job_type="eval")
     return metrics.get("val_bpb")
 

@@ -120,7 +120,7 @@ def train_export_score(cfg: GolfConfig, run: RunDir, tracker: WandbRun) -> dict[
     if metrics["status"] != "ok":
         return metrics
 
-    size = size_accounting(metrics["model_bytes"])
+    size = size_accounting(metrics["model_bytes"], cfg.ttt.protocol != "none")
     scores = score_artifact_file(cfg, artifact, data, device, amp, run.log, record_logger(run, tracker))
     write_side_files(scores, run.path)
     metrics.update(scores)

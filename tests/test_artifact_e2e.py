@@ -15,7 +15,7 @@ from golf import REPO_ROOT
 from golf.cli import compose
 from golf.config import to_golf_config
 from golf.job import ARTIFACT_NAME, run_job
-from golf.quant.code_size import ARTIFACT_CODE_FILES, code_bytes
+from golf.quant.code_size import ARTIFACT_CODE_FILES, code_bytes, code_files
 
 from conftest import golf_command
 
@@ -79,29 +79,53 @@ def test_golf_eval_refuses_a_file_that_is_not_an_artifact(tmp_path, text_corpus)
     assert result.returncode == 2 and str(bogus) in result.stderr and "Traceback" not in result.stderr
 
 
-def test_the_code_files_alone_load_and_score_the_artifact(trained_int8, text_corpus, tmp_path):
+@pytest.mark.parametrize("ttt", [False, True])
+def test_the_code_files_alone_load_and_score_the_artifact(trained_int8, text_corpus, tmp_path, ttt):
     root, m = trained_int8
-    for name in ARTIFACT_CODE_FILES:
+    for name in code_files(ttt):
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO_ROOT / name, tmp_path / name)
     data_dir = root / "data" / "text_dir_sp384"
+    artifact, val_glob = str(root / "run" / ARTIFACT_NAME), str(data_dir) + "/fineweb_val_*.bin"
+    tokenizer = str(data_dir / "tokenizer.model")
+    if ttt:  # score-first TTT, through the one evaluation entry golf.train and golf.eval use
+        score = f"""
+        from golf.data.shards import TokenArray
+        from golf.data.tokenizer import byte_tables, load_tokenizer
+        from golf.evaluate.artifact_eval import load_model
+        from golf.evaluate.config import EvalConfig
+        from golf.evaluate.evaluation import evaluate_model
+        from golf.evaluate.ttt.config import TTTConfig
+        from golf.quant.artifact import load_artifact
+        art = load_artifact({artifact!r})
+        tables = byte_tables(load_tokenizer({tokenizer!r}), art.vocab_size)
+        val = TokenArray.from_files(sorted(glob.glob({val_glob!r})), max_tokens=4096)
+        ttt = TTTConfig(protocol="score_first", chunk_tokens=1024, epochs=1, batch_seqs=4)
+        bpb = evaluate_model(load_model(art, torch.device("cpu")), val, tables, EvalConfig(seq_len=128, stride=0),
+                             ttt, torch.device("cpu"), log=lambda _: None).result.val_bpb
+        """
+    else:
+        score = f"""
+        from golf.evaluate.artifact_eval import evaluate_artifact
+        bpb = evaluate_artifact({artifact!r}, sorted(glob.glob({val_glob!r})), {tokenizer!r}, 128, 16,
+                                torch.device("cpu")).result.val_bpb
+        """
     script = textwrap.dedent(f"""
         import sys
         # golf is installed editable; drop that finder so only the copied files can be imported
         sys.meta_path[:] = [f for f in sys.meta_path if "Editable" not in getattr(f, "__name__", "")]
         sys.path.insert(0, {str(tmp_path)!r})
         import glob, torch
-        from golf.evaluate.artifact_eval import evaluate_artifact
-        score = evaluate_artifact({str(root / "run" / ARTIFACT_NAME)!r}, sorted(glob.glob({str(data_dir)!r} + "/fineweb_val_*.bin")),
-                                  {str(data_dir / "tokenizer.model")!r}, 128, 16, torch.device("cpu"))
+    """) + textwrap.dedent(score) + textwrap.dedent(f"""
         outside = [m.__file__ for n, m in sys.modules.items() if n.startswith("golf") and not m.__file__.startswith({str(tmp_path)!r})]
-        print(repr(score.result.val_bpb), outside)
+        print(repr(bpb), outside)
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     val_bpb, outside = out.stdout.strip().split(" ", 1)
     assert outside == "[]"
-    assert float(val_bpb) == m["quant_val_bpb"]
+    if not ttt:
+        assert float(val_bpb) == m["quant_val_bpb"]
 
 
 def test_over_the_limit_is_status_over_budget_and_loud(text_corpus, tmp_path, monkeypatch, capsys):
@@ -128,3 +152,10 @@ def test_qat_with_ema_trains_exports_and_scores(text_corpus, tmp_path):
     assert m["status"] == "ok" and m["val_bpb"] == m["quant_val_bpb"]
     log = (tmp_path / "run" / "train.log").read_text()
     assert "QAT on from step 8" in log and "ema average of 12 updates" in log
+
+
+def test_golf_eval_without_an_artifact_names_the_key(tmp_path, text_corpus):
+    result = golf_command("golf.eval", "data=text_dir", f"data.path={text_corpus}", "data.vocab_size=384",
+                          "logger=none", f"paths.root={tmp_path}")
+    assert result.returncode == 2 and "artifact" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())  # no empty run directory

@@ -254,10 +254,10 @@ def check_protocol(ttt_cfg: TTTConfig, evaluation: Evaluation) -> CheckResult:
     return CheckResult("protocol", not illegal, {"reason": reason, "protocol": ttt_cfg.protocol})
 
 
-def check_artifact_size(model_bytes: Optional[int]) -> Optional[CheckResult]:
+def check_artifact_size(model_bytes: Optional[int], ttt: bool = False) -> Optional[CheckResult]:
     if model_bytes is None:
         return None
-    size = size_accounting(model_bytes)
+    size = size_accounting(model_bytes, ttt)
     ok = size["artifact_bytes"] <= ARTIFACT_LIMIT_BYTES
     reason = (f"{size['artifact_bytes']:,} bytes ({model_bytes:,} model + {size['code_bytes']:,} code) "
               f"{'<=' if ok else '>'} {ARTIFACT_LIMIT_BYTES:,}")
@@ -320,7 +320,7 @@ def run_audit(
                             max(NLL_TOLERANCE, audit_cfg.tolerance)),
         check_score_before_update(evaluation.ledger),
         check_single_pass(evaluation, windows),
-        check_artifact_size(model_bytes),
+        check_artifact_size(model_bytes, ttt_cfg.protocol != "none"),
         check_eval_time(eval_time_s, reference.time_s, len(tokens), eval_cfg, audit_cfg),
     ]
     checks = [c for c in checks if c is not None]

@@ -87,27 +87,28 @@ def score_artifact_file(cfg: GolfConfig, path: Path, data: PreparedData, device:
                    eval_bytes=headline.bytes, eval_time_s=eval_time, eval_budget_s=cfg.eval.budget_s)
     if token_result.token_nll is not None:
         metrics["token_nll"] = (token_result.token_nll, token_result.token_bytes)
-    if cfg.audit.enabled:
-        from golf.evaluate.audit_checks import run_audit
+        from golf.evaluate.diagnostics import loss_shares  # per-token losses are kept only when asked for
 
-        metrics["compliance"] = run_audit(fresh_model, val, tables, cfg.eval, cfg.ttt, cfg.audit, device, autocast,
-                                          model_bytes=path.stat().st_size, eval_time_s=eval_time, log=log)
-        metrics["compliant"] = metrics["compliance"]["compliant"]
+        metrics["diagnostics"]["loss_shares"] = loss_shares(token_result.token_nll)
+    if cfg.audit.enabled:
+        from golf.evaluate.audit_checks import run_audit, verdict_table
+
+        compliance = run_audit(fresh_model, val, tables, cfg.eval, cfg.ttt, cfg.audit, device, autocast,
+                               model_bytes=path.stat().st_size, eval_time_s=eval_time, log=log)
+        log(verdict_table(compliance))
+        metrics.update(compliance=compliance, compliant=compliance["compliant"])
     return metrics
 
 
 def _ttt_diagnostics(model, val, tables, windows, cfg: GolfConfig, device, autocast, ttt) -> dict[str, Any]:
-    from golf.evaluate.diagnostics import adaptation_size, loss_shares, memorization_gap
+    from golf.evaluate.diagnostics import adaptation_size, memorization_gap
 
-    out: dict[str, Any] = {
+    return {
         "memorization": memorization_gap(model, val, tables, windows, cfg.eval.batch_seqs, device, autocast,
                                          ttt.result.val_bpb),
         "adaptation_size": adaptation_size(ttt.initial_state, model),
         "ttt_chunks": ttt.chunks,
     }
-    if ttt.result.token_nll is not None:
-        out["loss_shares"] = loss_shares(ttt.result.token_nll)
-    return out
 
 
 def write_side_files(metrics: dict[str, Any], run_path: Path) -> None:

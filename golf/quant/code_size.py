@@ -32,6 +32,26 @@ ARTIFACT_CODE_FILES = (
 )
 
 
+# With test-time training the evaluation also needs the TTT engine (golf.evaluate.evaluation.evaluate_model).
+TTT_CODE_FILES = (
+    "golf/evaluate/config.py",
+    "golf/evaluate/ledger.py",
+    "golf/evaluate/evaluation.py",
+    "golf/evaluate/ttt/__init__.py",
+    "golf/evaluate/ttt/config.py",
+    "golf/evaluate/ttt/engine.py",
+    "golf/evaluate/ttt/params.py",
+    "golf/evaluate/ttt/schedule.py",
+    "golf/evaluate/ttt/eb_adaptive.py",
+    "golf/evaluate/ttt/error_guided.py",
+    "golf/evaluate/ttt/lora.py",
+)
+
+
+def code_files(ttt: bool = False) -> tuple[str, ...]:
+    return ARTIFACT_CODE_FILES + (TTT_CODE_FILES if ttt else ())
+
+
 def code_bytes(files: tuple[str, ...] = ARTIFACT_CODE_FILES, root: Path = REPO_ROOT) -> int:
     return sum(len((root / f).read_text(encoding="utf-8").encode("utf-8")) for f in files)
 
@@ -39,13 +59,15 @@ def code_bytes(files: tuple[str, ...] = ARTIFACT_CODE_FILES, root: Path = REPO_R
 ARTIFACT_LIMIT_BYTES = 16_000_000
 
 
-def size_accounting(model_bytes: int) -> dict:
-    """The metrics.json size keys: artifact_bytes = model_bytes + code_bytes against the 16,000,000-byte limit."""
-    code = code_bytes()
+def size_accounting(model_bytes: int, ttt: bool = False) -> dict:
+    """The metrics.json size keys: artifact_bytes = model_bytes + code_bytes against the 16,000,000-byte limit;
+    the TTT engine's files count when the evaluation adapts (ttt.protocol != none)."""
+    files = code_files(ttt)
+    code = code_bytes(files)
     return {
         "artifact_bytes": model_bytes + code,
         "model_bytes": model_bytes,
         "code_bytes": code,
-        "code_files": list(ARTIFACT_CODE_FILES),
+        "code_files": list(files),
         "artifact_limit_bytes": ARTIFACT_LIMIT_BYTES,
     }
