@@ -29,6 +29,7 @@ from golf.hardware import DEVICES, DTYPES, HardwareConfig
 from golf.model.gpt import ModelConfig
 from golf.optim.build import OptimConfig
 from golf.quant.config import ALLOWED_BITS, CATEGORIES, COMPRESSORS, QUANT_SCHEMES, QuantConfig
+from golf.report_config import ReportConfig
 from golf.runs import LOGGER_MODES, LoggerConfig
 from golf.trainer import TrainConfig
 
@@ -54,6 +55,7 @@ class GolfConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
 
 
 SCHEMA_NAME = "golf_schema"

@@ -146,3 +146,37 @@ def test_golf_train_refuses_an_artifact_and_leaves_no_empty_run_directory(tmp_pa
     assert "golf.eval" in describe(info.value)
     assert not run_dir.exists()
     assert checked_config(compose(["artifact=/some/file.golf"]), tmp_path, scores_an_artifact=True).artifact
+
+
+@pytest.mark.parametrize("overrides,key,value", [
+    (["hydra/launcher=joblib"], "hydra.launcher._target_", "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"),
+    (["hydra/launcher=slurm", "hardware=1xh100"], "hydra.launcher.gpus_per_node", 1),
+    (["hydra/sweeper=ttt_lr_optuna"], "hydra.sweeper.direction", "minimize"),
+])
+def test_launcher_and_sweeper_configs_compose(overrides, key, value):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from golf import CONF_DIR
+    from golf.config import register_schema
+
+    register_schema()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = hydra_compose(config_name="train", overrides=overrides, return_hydra_config=True)
+    assert OmegaConf.select(cfg, key) == value
+
+
+@pytest.mark.parametrize("sweep,keys", [("ttt_lr", {"ttt.lr"}), ("ttt_freeze_lr", {"ttt.freeze", "ttt.lr"}),
+                                        ("ttt_epochs", {"ttt.epochs"}), ("quant_bits", {"quant"})])
+def test_sweeps_are_multiruns_over_their_grid(sweep, keys):
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from golf import CONF_DIR
+    from golf.config import register_schema
+
+    register_schema()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = hydra_compose(config_name="train", overrides=[f"sweep={sweep}"], return_hydra_config=True)
+    assert str(cfg.hydra.mode) == "RunMode.MULTIRUN" and set(cfg.hydra.sweeper.params) == keys
+    assert cfg.name == sweep and cfg.ttt.protocol == ("none" if sweep == "quant_bits" else "score_first")
