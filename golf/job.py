@@ -205,7 +205,7 @@ def _train_and_export(cfg: GolfConfig, run: RunDir, tracker: WandbRun, data: Pre
     path = run.path / ARTIFACT_NAME
     write_artifact(path, exported)
     export_time = time.perf_counter() - start
-    size = size_accounting(exported.model_bytes)
+    size = size_accounting(exported.model_bytes, cfg.ttt.protocol != "none")
     over = size["artifact_bytes"] > ARTIFACT_LIMIT_BYTES
     run.log(f"artifact {path.name}: {size['model_bytes']:,} model + {size['code_bytes']:,} code = "
             f"{size['artifact_bytes']:,} bytes ({'OVER' if over else 'within'} the {ARTIFACT_LIMIT_BYTES:,}-byte limit), "
