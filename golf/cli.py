@@ -54,9 +54,20 @@ def exit_with(err: BaseException) -> NoReturn:
     sys.exit(GolfError.exit_code)
 
 
+MULTIRUN_FLAGS = ("-m", "--multirun")
+
+
+def flags_first(args: list[str]) -> list[str]:
+    """`golf.train sweep=x -m seed=1,2` as well as `golf.train -m ...`: Hydra's argparse stops reading overrides at
+    a flag that comes after them, so the multirun flag is moved to the front."""
+    flags = [a for a in args if a in MULTIRUN_FLAGS]
+    return flags + [a for a in args if a not in MULTIRUN_FLAGS]
+
+
 def run_hydra(task: Callable[[DictConfig], Any], config_name: str = "train") -> Any:
     """Run `task` under @hydra.main (so multirun, sweeps and launchers work), reporting bad input cleanly."""
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let exceptions reach us instead of Hydra's own exit(1) printer
+    sys.argv[1:] = flags_first(sys.argv[1:])
     register_schema()
     main = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(task)
     try:

@@ -40,3 +40,11 @@ def test_missing_text_dir_is_named(tmp_path):
     result = golf_command("golf.data", "prepare", "data=text_dir", f"data.path={missing}", f"paths.root={tmp_path}")
     assert result.returncode == 2
     assert str(missing) in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_multirun_flag_may_come_after_overrides():
+    from golf.cli import flags_first
+
+    assert flags_first(["model=tiny", "sweep=ttt_lr", "-m", "seed=1,2"]) == ["-m", "model=tiny", "sweep=ttt_lr", "seed=1,2"]
+    assert flags_first(["a=1", "--multirun"]) == ["--multirun", "a=1"]
+    assert flags_first(["a=1"]) == ["a=1"]

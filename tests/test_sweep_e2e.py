@@ -20,8 +20,8 @@ TINY = ["model=tiny", "data=text_dir", "data.vocab_size=384", "train.batch_token
 
 def test_a_ttt_grid_trains_once_per_seed_and_reports(text_corpus, tmp_path):
     sweep = tmp_path / "sweep"
-    result = golf_command("golf.train", "-m", *TINY, f"data.path={text_corpus}", f"paths.root={tmp_path}",
-                          "seed=1,2", "ttt.lr=0.01,1e9", f"hydra.sweep.dir={sweep}")
+    result = golf_command("golf.train", *TINY, f"data.path={text_corpus}", f"paths.root={tmp_path}",
+                          f"hydra.sweep.dir={sweep}", "-m", "seed=1,2", "ttt.lr=0.01,1e9")  # -m after overrides too
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and (p / "metrics.json").exists())
     metrics = [json.loads((job / "metrics.json").read_text()) for job in jobs]
