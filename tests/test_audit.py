@@ -21,6 +21,7 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
+from golf import CONF_DIR
 from golf.audit import artifact_file, scored_eval_time
 from golf.cli import compose
 from golf.config import to_golf_config, to_plain_dict
@@ -337,6 +338,19 @@ def test_the_engine_score_first_passes(base, data, eval_cfg):
     record = audit(lambda: copy.deepcopy(base), data, eval_cfg, ttt_cfg=ttt)
     assert record["compliant"], verdict_table(record)
     assert record["checks"]["C3_score_before_update"]["versions"] > 1
+
+
+LEGAL_TTT_OPTIONS = sorted(p.stem for p in (CONF_DIR / "ttt").glob("*.yaml") if p.stem not in ("none", "adapt_first"))
+
+
+@pytest.mark.parametrize("option", LEGAL_TTT_OPTIONS)
+def test_every_shipped_ttt_option_passes_the_audit(base, data, option):
+    # each option as shipped, shrunk to the tiny slice: small chunks, one epoch, a bounded lr
+    ttt = to_golf_config(compose([f"ttt={option}"])).ttt
+    ttt = replace(ttt, chunk_tokens=64, epochs=1, batch_seqs=2, lr=min(ttt.lr, 0.05), eb_microbatches=2)
+    record = audit(lambda: copy.deepcopy(base), data, SLIDING, ttt_cfg=ttt)
+    assert record["compliant"], verdict_table(record)
+    assert record["checks"]["C3_score_before_update"]["versions"] > 1  # it did adapt inside the slice
 
 
 def test_the_engine_adapt_first_fails_causality_and_score_before_update(base, data):
