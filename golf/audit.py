@@ -56,6 +56,8 @@ def scored_eval_time(path: Path, cfg: GolfConfig) -> Optional[float]:
 
 def audit_artifact(cfg: GolfConfig, run: RunDir, tracker: WandbRun) -> dict[str, Any]:
     path = artifact_file(cfg.artifact)
+    if cfg.hardware.world_size > 1:
+        run.log(f"the audit is single-process: hardware.nproc_per_node={cfg.hardware.nproc_per_node} is ignored here")
     device = setup_device(cfg.hardware)
     artifact = load_artifact(path)
     if artifact.vocab_size != cfg.data.vocab_size:

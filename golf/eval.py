@@ -6,21 +6,25 @@ same code path as the training run's round trip, so it reproduces that run's qua
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from golf.cli import run_hydra
 from golf.config import GolfConfig
 from golf.errors import ConfigError
 from golf.evaluate.scoring import score_artifact_file, write_side_files
+from golf.dist import CONFIG_ENV, local_rank, needs_launch, rank_world, under_torchrun
 from golf.hardware import autocast, setup_device
-from golf.job import ARTIFACT_NAME, load_data, record_logger, run_job
+from golf.job import ARTIFACT_NAME, JobFailed, load_data_rank0_first, launch_job, record_logger, run_job
 from golf.quant.code_size import ARTIFACT_LIMIT_BYTES, size_accounting
 from golf.runs import RunDir
-from golf.train import checked_config
+from golf.train import checked_config, rank_main, typed_torchrun_main
 from golf.wandb_run import WandbRun
 
 
@@ -42,12 +46,15 @@ def artifact_file(value: Optional[str]) -> Path:
 
 
 def score_artifact(cfg: GolfConfig, run: RunDir, tracker: WandbRun) -> dict[str, Any]:
-    device = setup_device(cfg.hardware)
-    data, _, _, _ = load_data(cfg, run.log)
+    device = setup_device(cfg.hardware, local_rank())
+    data, _, _, _ = load_data_rank0_first(cfg, run.log)
     path = artifact_file(cfg.artifact)
     scores = score_artifact_file(cfg, path, data, device, lambda: autocast(cfg.hardware, device), run.log,
                                  record_logger(run, tracker))
-    write_side_files(scores, run.path)
+    if rank_world()[0] == 0:
+        write_side_files(scores, run.path)
+    else:
+        scores.pop("token_nll", None)
     size = size_accounting(path.stat().st_size, cfg.ttt.protocol != "none")
     tracker.log({"final/val_bpb": scores["val_bpb"]})
     return {
@@ -64,12 +71,27 @@ def task(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     golf_cfg = checked_config(cfg, run_dir, scores_an_artifact=True, check=lambda c: artifact_file(c.artifact))
-    metrics = run_job(golf_cfg, run_dir, list(hydra_cfg.overrides.task), body=score_artifact, job_type="eval")
+    overrides = list(hydra_cfg.overrides.task)
+    if needs_launch(golf_cfg.hardware):
+        try:
+            metrics = launch_job(golf_cfg, run_dir, overrides, "golf.eval")
+        except JobFailed as err:  # the ranks' tracebacks are above; metrics.json holds the error
+            if hydra_cfg.mode == RunMode.MULTIRUN:
+                raise
+            print(f"golf: job {run_dir} failed: {err}", file=sys.stderr)
+            sys.exit(1)
+    else:
+        metrics = run_job(golf_cfg, run_dir, overrides, body=score_artifact, job_type="eval")
     return metrics.get("val_bpb")
 
 
 def main() -> None:
-    run_hydra(task, config_name="eval")
+    if os.environ.get(CONFIG_ENV):
+        rank_main(score_artifact, job_type="eval")
+    elif under_torchrun():
+        typed_torchrun_main("eval", score_artifact, job_type="eval")
+    else:
+        run_hydra(task, config_name="eval")
 
 
 if __name__ == "__main__":

@@ -6,9 +6,14 @@ trip; the in-memory score of the trained (or averaged) weights is pre_quant_val_
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import json
 import math
 import random
+import sys
 import time
+import traceback
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -22,12 +27,16 @@ from golf.data.loader import DistributedTokenLoader
 from golf.data.prepare import PreparedData, ensure_prepared
 from golf.data.shards import TokenArray
 from golf.data.tokenizer import byte_tables, load_tokenizer
+from golf.dist import (
+    barrier, broadcast_object, broadcast_parameters, failures_in_log, launch, local_rank, note_failure, process_group,
+    rank_world, rendezvous,
+)
 from golf.errors import ConfigError
 from golf.evaluate.bpb import EvalResult
 from golf.evaluate.windows import evaluate_standard
 from golf.evaluate.compressors import compressor_bpb
 from golf.evaluate.scoring import write_side_files, score_artifact_file
-from golf.hardware import autocast, setup_device
+from golf.hardware import autocast, grad_accum_per_rank, setup_device
 from golf.model.gpt import GPT, count_parameters
 from golf.optim.averaging import build_averager
 from golf.optim.build import build_optimizers
@@ -54,11 +63,14 @@ Body = Callable[[GolfConfig, RunDir, WandbRun], dict[str, Any]]
 def run_job(cfg: GolfConfig, run_dir: Path, overrides: list[str], body: Optional[Body] = None,
             job_type: str = "train") -> dict[str, Any]:
     """Run `body` (training by default) in `run_dir`; metrics.json is written whatever happens (status "failed"
-    with the error), then the scorecard is printed."""
-    run = RunDir(run_dir)
+    with the error), then the scorecard is printed. Under torchrun every rank runs this; only rank 0 writes files,
+    W&B and the scorecard."""
+    main = rank_world()[0] == 0
+    run = RunDir(run_dir, writer=main)
     plain = to_plain_dict(cfg)
     run.start(plain, overrides)
-    tracker = WandbRun(cfg.logger, run.path, name=run.path.name, config={**plain, "overrides": overrides},
+    logger = cfg.logger if main else dataclasses.replace(cfg.logger, name="none")
+    tracker = WandbRun(logger, run.path, name=run.path.name, config={**plain, "overrides": overrides},
                        job_type=job_type)
     metrics: dict[str, Any] = {"status": "failed", "seed": cfg.seed}
     try:
@@ -70,8 +82,53 @@ def run_job(cfg: GolfConfig, run_dir: Path, overrides: list[str], body: Optional
     finally:
         run.finish(metrics)
         tracker.finish(metrics)
-    print(scorecard(metrics, run.path))
+    if main:
+        print(scorecard(metrics, run.path))
     return metrics
+
+
+class JobFailed(RuntimeError):
+    """A job that torchrun ran failed; its metrics.json says so (status "failed", with the ranks' errors)."""
+
+
+def launch_job(cfg: GolfConfig, run_dir: Path, overrides: list[str], module: str) -> dict[str, Any]:
+    """Hydra's side of a multi-process job: config.yaml into the run directory, torchrun over `module`, whose ranks
+    read that file; then the job's metrics.json. A rank that died without rank 0 recording it (killed, or rank 0
+    itself gone) still ends with metrics.json status "failed" and the ranks' errors from train.log."""
+    if cfg.hardware.nnodes > 1:
+        rendezvous(cfg.hardware)  # a missing endpoint or id is a config error, before anything is written
+    run = RunDir(run_dir)
+    run.start(to_plain_dict(cfg), overrides)
+    returncode = launch(cfg.hardware, module, run.path)
+    try:
+        metrics = json.loads((run.path / "metrics.json").read_text())
+    except (OSError, ValueError):
+        metrics = None
+    if returncode == 0 and metrics is not None:
+        return metrics
+    errors = failures_in_log(run.path)
+    error = "; ".join(errors) or f"torchrun exited with status {returncode} and no rank reported an error"
+    if metrics is None or metrics.get("status") != "failed":
+        metrics = {**(metrics or {}), "status": "failed", "seed": cfg.seed, "error": error,
+                   "torchrun_exit_code": returncode}
+        run.log(f"failed: torchrun exited with status {returncode}: {error}")
+        run.finish(metrics)
+    raise JobFailed(metrics.get("error") or error)
+
+
+def run_rank(cfg: GolfConfig, run_dir: Path, overrides: list[str], body: Optional[Body] = None,
+             job_type: str = "train") -> None:
+    """One torchrun rank: join the process group, run the job, and on any error say so in train.log and exit 1
+    (torchrun then stops the other ranks at once)."""
+    try:
+        with process_group(cfg.hardware):
+            run_job(cfg, run_dir, overrides, body, job_type)
+    except BaseException as err:
+        if isinstance(err, SystemExit) and not err.code:
+            raise
+        traceback.print_exc()
+        note_failure(run_dir, err)
+        sys.exit(1)
 
 
 def record_logger(run: RunDir, tracker: WandbRun) -> Callable[[dict[str, Any]], None]:
@@ -95,45 +152,65 @@ def load_data(cfg: GolfConfig, log) -> tuple[PreparedData, Any, Any, TokenArray]
 
 
 def train_export_score(cfg: GolfConfig, run: RunDir, tracker: WandbRun) -> dict[str, Any]:
-    """Train and export (or take the artifact of an identical training from the cache), then score the artifact."""
+    """Train and export (or take the artifact of an identical training from the cache), then score the artifact.
+    Under torchrun rank 0 alone prepares data, consults the cache and writes the artifact; the others follow its
+    decisions (broadcast) and load the same file after a barrier."""
     seed_everything(cfg.seed)
-    device = setup_device(cfg.hardware)
-    data, sp, tables, val = load_data(cfg, run.log)
+    main = rank_world()[0] == 0
+    device = setup_device(cfg.hardware, local_rank())
+    data, sp, tables, val = load_data_rank0_first(cfg, run.log)
     amp = lambda: autocast(cfg.hardware, device)  # noqa: E731
     artifact = run.path / ARTIFACT_NAME
     if cfg.train.reuse:
         cache, key = ArtifactCache(Path(cfg.paths.root) / "cache"), cache_key(cfg)
-        with cache.lock(key):  # a parallel job with the same key waits here for this training instead of repeating it
-            entry = cache.get(key)
-            if entry is not None:
-                entry.copy_artifact_to(artifact)
-                metrics = {**entry.train_metrics, "reused_artifact": True, "cache_key": key}
-                run.log(f"reusing the trained artifact of cache entry {entry.path} (train.reuse=false trains anew)")
+        # a parallel job with the same key waits here for this training instead of repeating it
+        with cache.lock(key) if main else contextlib.nullcontext():
+            entry = cache.get(key) if main else None
+            reused = broadcast_object(entry.train_metrics if entry is not None else None)
+            if reused is not None:
+                if main:
+                    entry.copy_artifact_to(artifact)
+                metrics = {**reused, "reused_artifact": True, "cache_key": key}
+                run.log(f"reusing the trained artifact of cache entry {Path(cfg.paths.root) / 'cache' / key} "
+                        "(train.reuse=false trains anew)")
             else:
                 metrics = _train_and_export(cfg, run, tracker, data, tables, val, device, amp)
                 metrics["cache_key"] = key
-                if metrics["status"] == "ok":
+                if main and metrics["status"] == "ok":
                     cache.put(key, artifact, metrics)
     else:
         metrics = _train_and_export(cfg, run, tracker, data, tables, val, device, amp)
+    barrier()  # the artifact is on disk before any rank loads it
     metrics["seed"] = cfg.seed
     if metrics["status"] != "ok":
         return metrics
 
     size = size_accounting(metrics["model_bytes"], cfg.ttt.protocol != "none")
     scores = score_artifact_file(cfg, artifact, data, device, amp, run.log, record_logger(run, tracker))
-    write_side_files(scores, run.path)
+    if main:
+        write_side_files(scores, run.path)
+    else:
+        scores.pop("token_nll", None)
     metrics.update(scores)
     metrics.update(size, artifact_path=str(artifact))
     metrics["status"] = status_of(metrics, cfg)
     metrics["quant_gap_bpb"] = metrics["quant_val_bpb"] - metrics["pre_quant_val_bpb"]
-    if cfg.eval.compressor_baselines:
+    if cfg.eval.compressor_baselines and main:
         metrics["diagnostics"]["compressor_bpb"] = compressor_bpb(val, sp)
+    metrics["world_size"] = rank_world()[1]
     run.log_metrics({"step": metrics["steps"], "val_loss": metrics["val_loss"], "val_bpb": metrics["val_bpb"],
                      "pre_quant_val_bpb": metrics["pre_quant_val_bpb"]})
     tracker.log({"final/val_bpb": metrics["val_bpb"], "final/pre_quant_val_bpb": metrics["pre_quant_val_bpb"],
                  "final/artifact_bytes": metrics["artifact_bytes"]})
     return metrics
+
+
+def load_data_rank0_first(cfg: GolfConfig, log) -> tuple[PreparedData, Any, Any, TokenArray]:
+    """Rank 0 prepares (builds a generated corpus when needed); the others then find it prepared."""
+    main = rank_world()[0] == 0
+    loaded = load_data(cfg, log) if main else None
+    barrier()
+    return loaded if loaded is not None else load_data(cfg, lambda _line: None)
 
 
 def status_of(metrics: dict[str, Any], cfg: GolfConfig) -> str:
@@ -149,9 +226,11 @@ def _train_and_export(cfg: GolfConfig, run: RunDir, tracker: WandbRun, data: Pre
     """Train, average, score the weights in memory (pre-quant), export run_dir/artifact.golf; the training metrics."""
     torch.manual_seed(cfg.seed)  # the init depends on the seed alone, not on what data preparation consumed
     model = GPT(cfg.model, cfg.data.vocab_size).to(device)
+    broadcast_parameters(model)
+    rank, world = rank_world()
     n_params = count_parameters(model)
     run.log(f"model {cfg.model.name}: {n_params:,} parameters; data {cfg.data.name}: "
-            f"{data.train_tokens:,} train / {len(val):,} val tokens; device {device}, {cfg.hardware.dtype}")
+            f"{data.train_tokens:,} train / {len(val):,} val tokens; device {device}, {cfg.hardware.dtype}, {world} process(es)")
 
     def evaluate() -> EvalResult:
         return evaluate_standard(model, val, tables, cfg.eval.seq_len, cfg.eval.batch_seqs, device, amp)
@@ -170,9 +249,14 @@ def _train_and_export(cfg: GolfConfig, run: RunDir, tracker: WandbRun, data: Pre
     averager = build_averager(cfg.optim, model)
     qat = QATSwitch(cfg.quant, run.log)
     hooks = tuple(h for h in (qat, averager) if h is not None)
-    trainer = Trainer(model, build_optimizers(model, cfg.optim, device.type), DistributedTokenLoader(data.train_files, 0, 1),
-                      cfg.train, cfg.optim, device, amp, log=run.log, log_metrics=log_metrics, validate=validate,
-                      hooks=hooks)
+    accum = grad_accum_per_rank(cfg.train.batch_tokens, cfg.train.seq_len, cfg.train.grad_accum_steps, cfg.hardware)
+    train_cfg = dataclasses.replace(cfg.train, grad_accum_steps=accum)
+    run.log(f"global batch {cfg.train.batch_tokens:,} tokens = {world} rank(s) x {accum} micro-batch(es) x "
+            f"{cfg.train.batch_tokens // (world * accum):,} tokens")
+    trainer = Trainer(model, build_optimizers(model, cfg.optim, device.type),
+                      DistributedTokenLoader(data.train_files, rank, world), train_cfg, cfg.optim, device, amp,
+                      log=run.log, log_metrics=log_metrics, validate=validate, hooks=hooks,
+                      show_progress=rank == 0, compile_model=cfg.hardware.compile)
     result = trainer.fit()
     metrics: dict[str, Any] = {
         "status": result.status,
@@ -199,6 +283,12 @@ def _train_and_export(cfg: GolfConfig, run: RunDir, tracker: WandbRun, data: Pre
     run.log(f"pre-quant val_loss {pre.val_loss:.6f} val_bpb {pre.val_bpb:.6f} ({pre.time_s:.1f}s)")
     metrics.update(pre_quant_val_bpb=pre.val_bpb, pre_quant_val_loss=pre.val_loss)
 
+    exported = _export(cfg, run, model) if rank == 0 else None  # rank 0 writes the artifact; all get its numbers
+    metrics.update(broadcast_object(exported))
+    return metrics
+
+
+def _export(cfg: GolfConfig, run: RunDir, model: torch.nn.Module) -> dict[str, Any]:
     start = time.perf_counter()
     state = {name: t.detach().cpu() for name, t in model.state_dict().items()}
     exported = export_artifact(state, asdict(cfg.model), cfg.data.vocab_size, cfg.quant)
@@ -210,7 +300,6 @@ def _train_and_export(cfg: GolfConfig, run: RunDir, tracker: WandbRun, data: Pre
     run.log(f"artifact {path.name}: {size['model_bytes']:,} model + {size['code_bytes']:,} code = "
             f"{size['artifact_bytes']:,} bytes ({'OVER' if over else 'within'} the {ARTIFACT_LIMIT_BYTES:,}-byte limit), "
             f"{exported.bits_per_weight:.3f} bits/weight, exported in {export_time:.1f}s")
-    metrics.update(model_bytes=exported.model_bytes, artifact_sha256=exported.sha256,
-                   bits_per_weight=exported.bits_per_weight, quant_categories=exported.category_stats,
-                   export_time_s=export_time)
-    return metrics
+    return dict(model_bytes=exported.model_bytes, artifact_sha256=exported.sha256,
+                bits_per_weight=exported.bits_per_weight, quant_categories=exported.category_stats,
+                export_time_s=export_time)

@@ -21,6 +21,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from golf.data.loader import DistributedTokenLoader
+from golf.dist import all_reduce_grads
 from golf.optim.build import OptimConfig, set_lr_scale, set_muon_momentum
 from golf.optim.schedule import lr_scale, muon_momentum
 
@@ -73,8 +74,12 @@ class Trainer:
         validate: Optional[Callable[[int], dict[str, Any]]] = None,
         hooks: tuple[StepHook, ...] = (),
         show_progress: bool = True,
+        compile_model: bool = False,
     ):
         self.model = model
+        # the training forward may be compiled; hooks, priming and export keep the plain module (same parameters)
+        self.forward = torch.compile(model) if compile_model else model
+        self.params = [p for p in model.parameters() if p.requires_grad]
         self.optimizers = optimizers
         self.loader = loader
         self.cfg = train
@@ -100,9 +105,10 @@ class Trainer:
             x, y = self.loader.next_batch(cfg.batch_tokens, cfg.seq_len, cfg.grad_accum_steps)
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
             with self.autocast():
-                loss = self.model(x, y)
+                loss = self.forward(x, y)
             (loss / cfg.grad_accum_steps).backward()
             total += loss.detach()
+        all_reduce_grads(self.params)  # the mean over ranks: every rank holds the global batch's gradient
         if opt_cfg.grad_clip_norm > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), opt_cfg.grad_clip_norm)
         for opt in self.optimizers:
@@ -151,7 +157,7 @@ class Trainer:
             out_of_time = cfg.max_wallclock_s > 0 and _any_rank(elapsed >= cfg.max_wallclock_s, self.device)
             is_last = step == cfg.iterations or out_of_time
             if step % cfg.log_every == 0 or is_last or step <= 2:
-                last_loss = float(loss.item())
+                last_loss = _mean_over_ranks(loss)
                 tokens_per_s = step * cfg.batch_tokens / max(elapsed, 1e-9)
                 self.log_metrics({"step": step, "train_loss": last_loss, "train_time_s": elapsed,
                                   "train_tokens_per_s": tokens_per_s})
@@ -189,3 +195,12 @@ def _any_rank(flag: bool, device: torch.device) -> bool:
     t = torch.tensor(int(flag), device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
+
+
+def _mean_over_ranks(loss: torch.Tensor) -> float:
+    """The global batch's mean loss (each rank holds the mean of its equal share)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return float(loss.item())
+    t = loss.detach().to(torch.float64).clone()
+    dist.all_reduce(t)
+    return float(t.item()) / dist.get_world_size()

@@ -23,6 +23,7 @@ from golf.data.prepare import PreparedData
 from golf.data.shards import TokenArray
 from golf.data.tokenizer import byte_tables, load_tokenizer
 from golf.evaluate.artifact_eval import evaluate_artifact, load_model
+from golf.evaluate.bpb import rank_world
 from golf.evaluate.evaluation import evaluate_model, plan_for
 from golf.evaluate.windows import evaluate_windows
 
@@ -90,7 +91,10 @@ def score_artifact_file(cfg: GolfConfig, path: Path, data: PreparedData, device:
         from golf.evaluate.diagnostics import loss_shares  # per-token losses are kept only when asked for
 
         metrics["diagnostics"]["loss_shares"] = loss_shares(token_result.token_nll)
-    if cfg.audit.enabled:
+    if cfg.audit.enabled and rank_world()[1] > 1:
+        log(f"audit skipped: it is single-process and this job runs {rank_world()[1]} ranks; run "
+            "`python -m golf.audit artifact=RUN_DIR hardware=cpu` (or hardware=1xh100) for compliance.json")
+    elif cfg.audit.enabled:
         from golf.evaluate.audit_checks import run_audit, verdict_table
 
         compliance = run_audit(fresh_model, val, tables, cfg.eval, cfg.ttt, cfg.audit, device, autocast,
