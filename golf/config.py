@@ -25,8 +25,8 @@ from golf.evaluate.config import EvalConfig
 from golf.evaluate.ttt.config import (
     LORA_TARGETS, TTT_METHODS, TTT_OPTIMIZERS, TTT_PARAMS, TTT_PROTOCOLS, TTT_SCHEDULES, TTTConfig,
 )
-from golf.hardware import DEVICES, DTYPES, HardwareConfig
-from golf.model.gpt import ModelConfig
+from golf.hardware import BACKENDS, DEVICES, DTYPES, HardwareConfig
+from golf.model.gpt import ModelConfig, option_problems
 from golf.optim.build import OptimConfig
 from golf.quant.config import ALLOWED_BITS, CATEGORIES, COMPRESSORS, QUANT_SCHEMES, QuantConfig
 from golf.report_config import ReportConfig
@@ -179,6 +179,8 @@ def _validate_model(model: ModelConfig) -> None:
     _at_least("model.tied_embed_init_std", model.tied_embed_init_std, 0.0)
     _require(model.logit_softcap > 0, "model.logit_softcap", model.logit_softcap, "a number > 0")
     _require(model.rope_base > 0, "model.rope_base", model.rope_base, "a number > 0")
+    for key, value, allowed in option_problems(model):  # the record-stack options (golf/model/gpt.py)
+        _require(False, key, value, allowed)
 
 
 def _validate_train(cfg: GolfConfig) -> None:
@@ -191,14 +193,28 @@ def _validate_train(cfg: GolfConfig) -> None:
     _at_least("train.priming_steps", train.priming_steps, 0)
     _at_least("train.val_every", train.val_every, 0)
     _at_least("train.log_every", train.log_every, 1)
-    world = cfg.hardware.nproc_per_node
+    hw = cfg.hardware
+    _validate_hardware(hw)  # the world size divides the batch below
+    world = hw.nproc_per_node * hw.nnodes
+    if hw.micro_batch_tokens > 0:
+        per_rank = world * train.seq_len
+        _require(
+            train.batch_tokens >= per_rank and train.batch_tokens % per_rank == 0,
+            "train.batch_tokens", train.batch_tokens,
+            f"a positive multiple of train.seq_len x hardware.nproc_per_node x hardware.nnodes = {train.seq_len} x "
+            f"{hw.nproc_per_node} x {hw.nnodes} = {per_rank} (the global batch is fixed; every rank takes whole "
+            "sequences)",
+        )
+        _require(hw.micro_batch_tokens >= train.seq_len, "hardware.micro_batch_tokens", hw.micro_batch_tokens,
+                 f"0 or at least train.seq_len={train.seq_len} (a forward holds whole sequences)")
+        return
     per_micro_batch = train.seq_len * world * train.grad_accum_steps
     _require(
         train.batch_tokens >= per_micro_batch and train.batch_tokens % per_micro_batch == 0,
         "train.batch_tokens", train.batch_tokens,
-        f"a positive multiple of train.seq_len x hardware.nproc_per_node x train.grad_accum_steps "
-        f"= {train.seq_len} x {world} x {train.grad_accum_steps} = {per_micro_batch}, "
-        "so that every rank's micro-batch is whole sequences",
+        f"a positive multiple of train.seq_len x hardware.nproc_per_node x hardware.nnodes x train.grad_accum_steps "
+        f"= {train.seq_len} x {hw.nproc_per_node} x {hw.nnodes} x {train.grad_accum_steps} = {per_micro_batch}, "
+        "so that every rank's micro-batch is whole sequences (the global batch is the same for any world size)",
     )
 
 
@@ -273,8 +289,13 @@ def _validate_ttt(cfg: GolfConfig) -> None:
 
 
 def _validate_hardware(hw: HardwareConfig) -> None:
-    # torchrun launching comes with the Distributed issue; until then one process per job
-    _require(hw.nproc_per_node == 1, "hardware.nproc_per_node", hw.nproc_per_node, "1 (multi-process runs are not built yet)")
+    _at_least("hardware.nproc_per_node", hw.nproc_per_node, 1)
+    _at_least("hardware.nnodes", hw.nnodes, 1)
     _choice("hardware.device", hw.device, DEVICES)
     _choice("hardware.dtype", hw.dtype, DTYPES)
+    _choice("hardware.backend", hw.backend, BACKENDS)
+    _require(not (hw.backend == "nccl" and hw.device == "cpu"), "hardware.backend", hw.backend,
+             "gloo or auto on hardware.device=cpu (NCCL needs GPUs)")
+    _require(math.isfinite(hw.timeout_s) and hw.timeout_s > 0, "hardware.timeout_s", hw.timeout_s, "a number of seconds > 0")
+    _at_least("hardware.micro_batch_tokens", hw.micro_batch_tokens, 0)
     _at_least("hardware.threads", hw.threads, 0)

@@ -1,18 +1,25 @@
 """The baseline GPT of the Parameter Golf challenge (FACTS.md), every dimension from ModelConfig.
 
-Read top to bottom: the config, the small modules (linear layer, rotary embedding, attention, MLP, block), the model,
-then the closed-form parameter count. Linear weights are kept in fp32 and cast to the activations' dtype at matmul
+Read top to bottom: the config, the small modules (linear layer, rotary embedding, attention, block), the model,
+then the closed-form parameter count. The record stack's options live in their own modules beside this one: mlp.py
+(activations), embeddings.py (BigramHash, SmearGate, value embeddings), attention.py (XSA), sharing.py (the layer
+plan: looping, shared blocks with LoRA deviations) and reptile.py (a training hook); every option is off by default. Linear weights are kept in fp32 and cast to the activations' dtype at matmul
 time, so bf16 autocast on a GPU works while the optimizers update fp32 master weights.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from golf.model.attention import exclusive
+from golf.model.embeddings import BigramHash, SmearGate, ValueEmbedding
+from golf.model.mlp import MLP_ACTIVATIONS, MLP, mlp_parameter_count
+from golf.model.sharing import LoRADeviation, deviations_applied, layer_order, lora_shapes
 
 
 @dataclass
@@ -28,10 +35,63 @@ class ModelConfig:
     logit_softcap: float = 30.0
     rope_base: float = 10000.0
     qk_gain_init: float = 1.5
+    # the record stack's options (README "Model options"); every default keeps the baseline exactly
+    mlp_act: str = "relu2"  # relu2 | leaky_relu2 | swiglu (golf/model/mlp.py)
+    mlp_leaky_slope: float = 0.5
+    bigram_buckets: int = 0  # BigramHash table rows (0 = off; golf/model/embeddings.py)
+    bigram_dim: int = 128
+    smear_gate: bool = False
+    value_embed_layers: list[int] = field(default_factory=list)  # virtual layers whose values get the value embedding
+    value_embed_dim: int = 128
+    xsa_last: int = 0  # XSA on the last k virtual layers (golf/model/attention.py)
+    rope_dims: int = 0  # rotated dims per head (0 = all: full RoPE)
+    ln_scale: bool = False  # block inputs' norms scaled by 1/sqrt(layer + 1)
+    skip_gates: bool = False  # U-Net skips gated by sigmoid(per-channel gate)
+    ortho_init: bool = False  # orthogonal init of the blocks' non-zero-initialized matrices
+    loop_start: int = 0  # loop virtual layers [loop_start, loop_end) 1 + loop_repeats times (golf/model/sharing.py)
+    loop_end: int = 0
+    loop_repeats: int = 0
+    loop_from: float = 0.0  # fraction of training after which the loop is on (needs sharing.LoopSwitch)
+    shared_blocks: int = 0  # K > 0: K blocks shared by the num_layers virtual layers (layer v runs block v % K)
+    lora_rank: int = 0  # with shared_blocks: per-virtual-layer LoRA deviations of this rank, gated by gammas
 
 
 # Small control tensors: the optimizer split sends them to Adam (as scalars), never to Muon, even when 2-D.
-CONTROL_PARAM_PATTERNS = ("attn_scale", "mlp_scale", "resid_mix", "q_gain", "skip_weights")
+CONTROL_PARAM_PATTERNS = ("attn_scale", "mlp_scale", "resid_mix", "q_gain", "skip_weights", "skip_gates",
+                          "smear_gate", "ve_scales", "lora_gamma")
+
+
+def option_problems(cfg: ModelConfig) -> list[tuple[str, object, str]]:
+    """(key, value, what is allowed) for every record-stack option that cannot be built; empty when all is well."""
+    n = cfg.num_layers
+    head_dim = cfg.model_dim // max(cfg.num_heads, 1)
+    problems = []
+
+    def need(ok: bool, key: str, allowed: str) -> None:
+        if not ok:
+            problems.append((f"model.{key}", getattr(cfg, key), allowed))
+
+    need(cfg.mlp_act in MLP_ACTIVATIONS, "mlp_act", "one of " + ", ".join(MLP_ACTIVATIONS))
+    need(cfg.mlp_leaky_slope >= 0, "mlp_leaky_slope", "a number >= 0")
+    need(cfg.bigram_buckets == 0 or cfg.bigram_buckets >= 2, "bigram_buckets", "0 (off) or >= 2")
+    need(cfg.bigram_dim >= 1, "bigram_dim", "an integer >= 1")
+    layers = list(cfg.value_embed_layers)
+    need(all(0 <= v < n for v in layers) and len(set(layers)) == len(layers), "value_embed_layers",
+         f"distinct layer indices in [0, {n - 1}]")
+    need(cfg.value_embed_dim >= 1, "value_embed_dim", "an integer >= 1")
+    need(0 <= cfg.xsa_last <= n, "xsa_last", f"an integer in [0, model.num_layers={n}]")
+    need(cfg.rope_dims == 0 or (0 < cfg.rope_dims <= head_dim and cfg.rope_dims % 2 == 0), "rope_dims",
+         f"0 (all) or an even number in [2, head dim {head_dim}]")
+    need(cfg.loop_repeats >= 0, "loop_repeats", "an integer >= 0")
+    if cfg.loop_repeats > 0:
+        need(0 <= cfg.loop_start < cfg.loop_end <= n, "loop_end",
+             f"loop_start < loop_end <= model.num_layers={n} (loop_start >= 0)")
+    need(0.0 <= cfg.loop_from < 1.0, "loop_from", "a fraction of training in [0, 1)")
+    need(cfg.shared_blocks == 0 or (cfg.shared_blocks >= 1 and n % cfg.shared_blocks == 0), "shared_blocks",
+         f"0 (off) or a divisor of model.num_layers={n}")
+    need(cfg.lora_rank >= 0 and (cfg.lora_rank == 0 or cfg.shared_blocks > 0), "lora_rank",
+         "0, or an integer >= 1 together with model.shared_blocks > 0")
+    return problems
 
 
 def check_shape(cfg: ModelConfig, vocab_size: int) -> None:
@@ -49,6 +109,8 @@ def check_shape(cfg: ModelConfig, vocab_size: int) -> None:
     head_dim = cfg.model_dim // cfg.num_heads
     if head_dim % 2 != 0:
         raise ValueError(f"head dim model.model_dim / model.num_heads = {head_dim} must be even: RoPE rotates pairs")
+    for key, value, allowed in option_problems(cfg):
+        raise ValueError(f"{key} = {value!r} is not allowed; allowed: {allowed}")
 
 
 def rms_norm(x: Tensor) -> Tensor:
@@ -87,8 +149,12 @@ class Rotary(nn.Module):
 
 
 def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate pairs (x[i], x[i + head_dim/2]) by position-dependent angles, in the challenge script's direction
-    (its checkpoints give the same logits here; the opposite direction would be equally good but not compatible)."""
+    """Rotate pairs (x[i], x[i + d/2]) by position-dependent angles, in the challenge script's direction
+    (its checkpoints give the same logits here; the opposite direction would be equally good but not compatible).
+    d is the tables' 2 * cos.size(-1): the whole head, or its first model.rope_dims dims (partial RoPE)."""
+    rotated = 2 * cos.size(-1)
+    if rotated < x.size(-1):
+        return torch.cat((apply_rotary(x[..., :rotated], cos, sin), x[..., rotated:]), dim=-1)
     half = x.size(-1) // 2
     x1, x2 = x[..., :half], x[..., half:]
     cos, sin = cos.to(x.dtype), sin.to(x.dtype)
@@ -112,34 +178,30 @@ class CausalSelfAttention(nn.Module):
     def reset_parameters(self) -> None:
         nn.init.constant_(self.q_gain, self.qk_gain_init)
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, ve: Optional[Tensor] = None, xsa: bool = False) -> Tensor:
+        """ve: a value embedding (B, T, kv_dim) added to the values; xsa: remove each token's own value direction."""
         B, T, C = x.shape
         q = self.c_q(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
         k = self.c_k(x).view(B, T, self.num_kv_heads, self.head_dim).transpose(1, 2)  # (B, KV, T, D)
-        v = self.c_v(x).view(B, T, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        v = self.c_v(x)
+        if ve is not None:
+            v = v + ve
+        v = v.view(B, T, self.num_kv_heads, self.head_dim).transpose(1, 2)
         # QK-norm bounds the attention logits; the learned per-head gain then sets their sharpness
         q = apply_rotary(rms_norm(q), cos, sin)
         k = apply_rotary(rms_norm(k), cos, sin)
         q = q * self.q_gain.to(q.dtype)[None, :, None, None]
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.num_kv_heads != self.num_heads)
+        if xsa:
+            y = exclusive(y, v)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
-
-
-class MLP(nn.Module):
-    def __init__(self, cfg: ModelConfig):
-        super().__init__()
-        self.fc = CastedLinear(cfg.model_dim, cfg.mlp_mult * cfg.model_dim)
-        self.proj = CastedLinear(cfg.mlp_mult * cfg.model_dim, cfg.model_dim, zero_init=True)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.proj(F.relu(self.fc(x)).square())
 
 
 class Block(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.attn = CausalSelfAttention(cfg)
-        self.mlp = MLP(cfg)
+        self.mlp = MLP(cfg.model_dim, cfg.mlp_mult * cfg.model_dim, cfg.mlp_act, cfg.mlp_leaky_slope, CastedLinear)
         self.attn_scale = nn.Parameter(torch.ones(cfg.model_dim))
         self.mlp_scale = nn.Parameter(torch.ones(cfg.model_dim))
         # row 0 weighs the running stream, row 1 the embedding x0: starts as "stream only"
@@ -152,11 +214,14 @@ class Block(nn.Module):
             self.resid_mix[0].fill_(1.0)
             self.resid_mix[1].fill_(0.0)
 
-    def forward(self, x: Tensor, x0: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    def forward(self, x: Tensor, x0: Tensor, cos: Tensor, sin: Tensor, ve: Optional[Tensor] = None,
+                xsa: bool = False, norm_scale: float = 1.0) -> Tensor:
         mix = self.resid_mix.to(x.dtype)
         x = mix[0] * x + mix[1] * x0
-        x = x + self.attn_scale.to(x.dtype) * self.attn(rms_norm(x), cos, sin)
-        x = x + self.mlp_scale.to(x.dtype) * self.mlp(rms_norm(x))
+        h = rms_norm(x)
+        x = x + self.attn_scale.to(x.dtype) * self.attn(h if norm_scale == 1.0 else h * norm_scale, cos, sin, ve, xsa)
+        h = rms_norm(x)
+        x = x + self.mlp_scale.to(x.dtype) * self.mlp(h if norm_scale == 1.0 else h * norm_scale)
         return x
 
 
@@ -169,25 +234,81 @@ class GPT(nn.Module):
         self.num_encoder_layers = cfg.num_layers // 2
         self.num_decoder_layers = cfg.num_layers - self.num_encoder_layers
         num_skips = min(self.num_encoder_layers, self.num_decoder_layers)
+        head_dim = cfg.model_dim // cfg.num_heads
+        kv_dim = cfg.num_kv_heads * head_dim
 
         self.tok_emb = nn.Embedding(vocab_size, cfg.model_dim)
-        self.rotary = Rotary(cfg.model_dim // cfg.num_heads, cfg.rope_base)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
+        self.bigram = BigramHash(cfg.bigram_buckets, cfg.bigram_dim, cfg.model_dim, CastedLinear) \
+            if cfg.bigram_buckets else None
+        self.smear_gate = SmearGate(cfg.model_dim) if cfg.smear_gate else None
+        self.value_embed = ValueEmbedding(vocab_size, cfg.value_embed_dim, kv_dim, len(cfg.value_embed_layers),
+                                          CastedLinear) if cfg.value_embed_layers else None
+        self.rotary = Rotary(cfg.rope_dims or head_dim, cfg.rope_base)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.shared_blocks or cfg.num_layers))
+        self.layer_lora = nn.ModuleList(LoRADeviation(lora_shapes(self.blocks[0]), cfg.lora_rank)
+                                        for _ in range(cfg.num_layers)) if cfg.lora_rank else None
         self.skip_weights = nn.Parameter(torch.ones(num_skips, cfg.model_dim))
+        self.skip_gates = nn.Parameter(torch.zeros(num_skips, cfg.model_dim)) if cfg.skip_gates else None
         self.lm_head = None if cfg.tie_embeddings else CastedLinear(cfg.model_dim, vocab_size, zero_init=True)
+        self.loop_active = True  # evaluation and export always use the loop; see sharing.LoopSwitch for training
         self.reset_parameters()
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
         """(Re)initialize every parameter; also serves a model built on the meta device and moved with to_empty()."""
+        block_linears = {id(m) for m in self.blocks.modules() if isinstance(m, CastedLinear)}
         for module in self.modules():
             if module is not self and hasattr(module, "reset_parameters"):
                 module.reset_parameters()  # nn.Embedding: N(0, 1); linears: PyTorch's default; blocks: control tensors
             if isinstance(module, CastedLinear) and module.zero_init:
                 nn.init.zeros_(module.weight)
+            elif self.cfg.ortho_init and id(module) in block_linears and not module.weight.is_meta:
+                nn.init.orthogonal_(module.weight)  # model.ortho_init
+        for module in self.modules():
+            if hasattr(module, "post_init"):  # tables and LoRA factors inside the option modules
+                module.post_init()
         if self.cfg.tie_embeddings:
             nn.init.normal_(self.tok_emb.weight, mean=0.0, std=self.cfg.tied_embed_init_std)
         nn.init.ones_(self.skip_weights)
+        if self.skip_gates is not None:
+            nn.init.zeros_(self.skip_gates)
+
+    # --- depth: the layer plan -----------------------------------------------------------------------------------
+    def set_loop_active(self, active: bool) -> None:
+        """Turn layer looping (model.loop_repeats) on or off; the trainer's LoopSwitch calls this."""
+        self.loop_active = bool(active)
+
+    def layer_order(self) -> list[int]:
+        cfg = self.cfg
+        return layer_order(cfg.num_layers, cfg.loop_start, cfg.loop_end, cfg.loop_repeats, self.loop_active)
+
+    def lora_gammas(self) -> dict[str, float]:
+        """The shared-block deviations' shrinkage gammas by name (layer_lora.<v>.<matrix>), for logging."""
+        if self.layer_lora is None:
+            return {}
+        return {f"layer_lora.{v}.{key}": float(dev.lora_gamma[i].detach())
+                for v, dev in enumerate(self.layer_lora) for i, key in enumerate(dev.keys)}
+
+    def run_layer(self, layer: int, x: Tensor, x0: Tensor, cos: Tensor, sin: Tensor, ve: Optional[Tensor]) -> Tensor:
+        cfg = self.cfg
+        block = self.blocks[layer % len(self.blocks)]
+        if ve is not None and layer in cfg.value_embed_layers:
+            ve = ve * self.value_embed.ve_scales[cfg.value_embed_layers.index(layer)].to(ve.dtype)
+        else:
+            ve = None
+        xsa = layer >= cfg.num_layers - cfg.xsa_last
+        norm_scale = (layer + 1) ** -0.5 if cfg.ln_scale else 1.0
+        with deviations_applied(block, None if self.layer_lora is None else self.layer_lora[layer]):
+            return block(x, x0, cos, sin, ve, xsa, norm_scale)
+
+    def embed(self, input_ids: Tensor) -> Tensor:
+        x = self.tok_emb(input_ids)
+        if self.bigram is not None:
+            x = x + self.bigram(input_ids)
+        x = rms_norm(x)
+        if self.smear_gate is not None:
+            x = self.smear_gate(x, input_ids)
+        return x
 
     def forward(self, input_ids: Tensor, target_ids: Tensor | None = None, reduction: str = "mean") -> Tensor:
         """Logits (B, T, V) in fp32 without targets; with targets the cross-entropy in nats: a scalar for
@@ -195,18 +316,26 @@ class GPT(nn.Module):
         if reduction not in ("mean", "none"):
             raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
         cos, sin = self.rotary(input_ids.size(1), input_ids.device)
-        x = rms_norm(self.tok_emb(input_ids))
+        x = self.embed(input_ids)
         x0 = x
+        ve = self.value_embed(input_ids) if self.value_embed is not None else None
 
-        # U-Net: the encoder half pushes its outputs, the decoder half adds them back in reverse order
+        # U-Net: the encoder half pushes its outputs, the decoder half adds them back in reverse order; a looped
+        # layer pushes or pops only on its first pass
         skips: list[Tensor] = []
-        for block in self.blocks[: self.num_encoder_layers]:
-            x = block(x, x0, cos, sin)
-            skips.append(x)
-        for i, block in enumerate(self.blocks[self.num_encoder_layers:]):
-            if skips:
-                x = x + self.skip_weights[i].to(x.dtype) * skips.pop()
-            x = block(x, x0, cos, sin)
+        seen: set[int] = set()
+        for layer in self.layer_order():
+            first = layer not in seen
+            seen.add(layer)
+            if first and layer >= self.num_encoder_layers and skips:
+                i = layer - self.num_encoder_layers
+                weight = self.skip_weights[i].to(x.dtype)
+                if self.skip_gates is not None:
+                    weight = weight * torch.sigmoid(self.skip_gates[i].to(x.dtype))
+                x = x + weight * skips.pop()
+            x = self.run_layer(layer, x, x0, cos, sin, ve)
+            if first and layer < self.num_encoder_layers:
+                skips.append(x)
 
         x = rms_norm(x)
         head_weight = self.tok_emb.weight if self.lm_head is None else self.lm_head.weight
@@ -229,8 +358,24 @@ def expected_parameter_count(cfg: ModelConfig, vocab_size: int) -> int:
     kv_dim = cfg.num_kv_heads * (dim // cfg.num_heads)
     hidden = cfg.mlp_mult * dim
     attention = 2 * dim * dim + 2 * dim * kv_dim + cfg.num_heads  # c_q, proj; c_k, c_v; q_gain
-    mlp = 2 * dim * hidden  # fc, proj
+    mlp = mlp_parameter_count(dim, hidden, cfg.mlp_act)  # fc, proj (and gate for SwiGLU)
     controls = 2 * dim + 2 * dim  # attn_scale, mlp_scale; resid_mix
     num_skips = min(cfg.num_layers // 2, cfg.num_layers - cfg.num_layers // 2)
     embeddings = vocab_size * dim * (1 if cfg.tie_embeddings else 2)
-    return embeddings + cfg.num_layers * (attention + mlp + controls) + num_skips * dim
+    num_blocks = cfg.shared_blocks or cfg.num_layers
+    total = embeddings + num_blocks * (attention + mlp + controls) + num_skips * dim
+    if cfg.skip_gates:
+        total += num_skips * dim
+    if cfg.bigram_buckets:
+        total += cfg.bigram_buckets * cfg.bigram_dim + cfg.bigram_dim * dim  # table, projection
+    if cfg.smear_gate:
+        total += dim
+    if cfg.value_embed_layers:
+        total += vocab_size * cfg.value_embed_dim + cfg.value_embed_dim * kv_dim + len(cfg.value_embed_layers)
+    if cfg.lora_rank:
+        # per virtual layer, for each matrix (out x in): A (r x in), B (out x r), and its gamma
+        shapes = [(dim, dim), (kv_dim, dim), (kv_dim, dim), (dim, dim), (hidden, dim), (dim, hidden)]
+        if cfg.mlp_act == "swiglu":
+            shapes.append((hidden, dim))
+        total += cfg.num_layers * sum(cfg.lora_rank * (out + inp) + 1 for out, inp in shapes)
+    return total

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 import torch
 
 from golf.model.gpt import CONTROL_PARAM_PATTERNS, GPT
+from golf.model.reptile import ReptileConfig
 from golf.optim.averaging import EMAConfig, SWAConfig
 from golf.optim.muon import Muon
 
@@ -29,14 +30,18 @@ class OptimConfig:
     muon_wd: float = 0.0  # decoupled weight decay on the Muon matrices; smaller weights compress better
     ema: EMAConfig = field(default_factory=EMAConfig)  # weight averaging before export: EMA or SWA, not both
     swa: SWAConfig = field(default_factory=SWAConfig)
+    reptile: ReptileConfig = field(default_factory=ReptileConfig)  # meta-learning hook (golf/model/reptile.py)
 
 
+TABLES = ("bigram.table.weight", "value_embed.table.weight")  # with the embedding, at its lr
 NS_DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
 def build_optimizers(model: GPT, cfg: OptimConfig, device_type: str = "cpu") -> list[torch.optim.Optimizer]:
-    """The baseline's split, one optimizer per role: Adam on the embedding, Muon on block matrices, Adam on the
-    scalars, vectors and control tensors (skip_weights included), and Adam on the head when it is untied.
+    """The baseline's split, one optimizer per role: Adam on the embedding (and the record stack's token tables,
+    bigram.table and value_embed.table, at the embedding's lr), Muon on block matrices, Adam on the scalars, vectors,
+    control tensors (skip_weights included) and the small matrices outside the blocks (the tables' projections, the
+    shared blocks' LoRA factors), and Adam on the head when it is untied.
 
     Every parameter lands in exactly one group; each group carries "base_lr" (for set_lr_scale) and a "name".
     """
@@ -44,14 +49,14 @@ def build_optimizers(model: GPT, cfg: OptimConfig, device_type: str = "cpu") -> 
         raise ValueError(f"optim.muon_ns_dtype must be one of {sorted(NS_DTYPES)}, got {cfg.muon_ns_dtype!r}")
     embed, head, matrices, scalars = [], [], [], []
     for name, p in model.named_parameters():
-        if name == "tok_emb.weight":
+        if name == "tok_emb.weight" or name in TABLES:  # the token embedding and the record stack's token tables
             embed.append(p)
         elif name == "lm_head.weight":
             head.append(p)
         elif name.startswith("blocks.") and p.ndim == 2 and not any(pat in name for pat in CONTROL_PARAM_PATTERNS):
             matrices.append(p)
-        else:  # vectors, control tensors and skip_weights: small, and Muon's orthogonalization means nothing there
-            scalars.append(p)
+        else:  # vectors, control tensors, skip_weights, and the small matrices outside the blocks (the tables'
+            scalars.append(p)  # projections, the shared blocks' LoRA factors): Muon's orthogonalization is for blocks
 
     def adam(params: list[torch.Tensor], lr: float, name: str) -> torch.optim.Adam:
         return torch.optim.Adam(

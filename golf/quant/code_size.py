@@ -18,6 +18,10 @@ ARTIFACT_CODE_FILES = (
     "golf/atomic.py",
     "golf/model/__init__.py",
     "golf/model/gpt.py",
+    "golf/model/attention.py",  # the record stack's options, imported by gpt.py
+    "golf/model/embeddings.py",
+    "golf/model/mlp.py",
+    "golf/model/sharing.py",
     "golf/quant/__init__.py",
     "golf/quant/config.py",
     "golf/quant/quantize.py",

@@ -34,12 +34,13 @@ TOPK_MAX = 64  # percentiles this close to the top are read from torch.topk inst
 BLOCK_ELEMENTS = 1 << 22  # rows are processed in blocks of about this many elements to bound temporary memory
 
 _ATTN_WEIGHT = re.compile(r"blocks\.\d+\.attn\.(c_q|c_k|c_v|proj)\.weight")
+EMBED_TABLES = ("bigram.table.weight", "value_embed.table.weight")  # the record stack's extra token tables
 _MLP_WEIGHT = re.compile(r"blocks\.\d+\.mlp\.[^.]+\.weight")
 
 
 def category_of(name: str) -> str:
     """The size-budget category of a parameter: "embed", "attn", "mlp" or "other"."""
-    if name in ("tok_emb.weight", "lm_head.weight"):
+    if name in ("tok_emb.weight", "lm_head.weight") or name in EMBED_TABLES:
         return "embed"
     if _ATTN_WEIGHT.fullmatch(name):
         return "attn"

@@ -23,7 +23,7 @@ from torch import nn
 from golf.evaluate.ttt.config import TTTConfig
 from golf.model.gpt import CONTROL_PARAM_PATTERNS
 
-EMBEDDING_NAMES = ("tok_emb", "lm_head", "bigram")  # what ttt.freeze_embeddings keeps fixed
+EMBEDDING_NAMES = ("tok_emb", "lm_head", "bigram", "value_embed")  # what ttt.freeze_embeddings keeps fixed
 
 
 @dataclass
