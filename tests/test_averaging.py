@@ -80,8 +80,8 @@ def test_swa_without_a_snapshot_gives_the_current_weights() -> None:
     assert swa.averaged_state_dict()["w"].item() == 5.0
 
 
-def _averager_round_trip(make: Callable[[torch.nn.Module], WeightAverager]) -> None:
-    """Save mid-run, load into a fresh averager, feed both the same weights: they stay identical."""
+def _averager_round_trip(make: Callable[[torch.nn.Module], WeightAverager]) -> tuple[WeightAverager, WeightAverager]:
+    """Save mid-run, load into a fresh averager, feed both the same weights; returns (original, reloaded)."""
     model = OneWeight()
     first = make(model)
     for step in range(1, 8):
@@ -96,16 +96,20 @@ def _averager_round_trip(make: Callable[[torch.nn.Module], WeightAverager]) -> N
         model.set(float(step) * 1.5)
         first.update(model, step, step / 14)
         second.update(model, step, step / 14)
-    assert second.num_updates == first.num_updates > 0
-    assert torch.equal(first.averaged_state_dict()["w"], second.averaged_state_dict()["w"])
+    return first, second
 
 
 def test_ema_state_dict_round_trip() -> None:
-    _averager_round_trip(lambda model: EMA(model, 0.8))
+    first, second = _averager_round_trip(lambda model: EMA(model, 0.8))
+    assert second.num_updates == first.num_updates == 14
+    assert torch.equal(first.averaged_state_dict()["w"], second.averaged_state_dict()["w"])
 
 
 def test_swa_state_dict_round_trip() -> None:
-    _averager_round_trip(lambda model: SWA(model, start=0.3, every=2))
+    # snapshots at even steps once warmdown_progress >= 0.3: steps 4, 6 of the first stretch, 8..14 of the second
+    first, second = _averager_round_trip(lambda model: SWA(model, start=0.3, every=2))
+    assert second.num_updates == first.num_updates == 6
+    assert torch.equal(first.averaged_state_dict()["w"], second.averaged_state_dict()["w"])
 
 
 def test_loading_the_other_kind_fails() -> None:
