@@ -60,11 +60,9 @@ def score_artifact_file(cfg: GolfConfig, path: Path, data: PreparedData, device:
         headline, eval_time, token_result = sliding, sliding.time_s, sliding
     no_ttt = headline
 
-    evaluation = None
     if cfg.ttt.protocol != "none":
         model = fresh_model()
-        evaluation = evaluate_model(model, val, tables, cfg.eval, cfg.ttt, device, autocast, log)
-        ttt = evaluation.ttt
+        ttt = evaluate_model(model, val, tables, cfg.eval, cfg.ttt, device, autocast, log).ttt
         for chunk in ttt.chunks:
             log_record({"ttt_chunk": chunk["chunk"], "ttt_chunk_bpb": chunk["bpb"], "ttt_chunk_loss": chunk["loss"],
                         "ttt_chunk_lr": chunk["lr"], "ttt_chunk_tokens": chunk["tokens"]})
