@@ -3,13 +3,16 @@ run in the sweep's W&B group holding the table and the plots. Neither may fail t
 
 from __future__ import annotations
 
-import os
+import dataclasses
 import warnings
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
+
+from golf.runs import LoggerConfig
+from golf.wandb_run import WandbRun
 
 
 class SweepReport(Callback):
@@ -30,22 +33,19 @@ class SweepReport(Callback):
 
 
 def log_sweep_to_wandb(config: DictConfig, sweep_dir: Path, result: Any) -> None:
-    """One W&B run (job_type "summary") in the sweep's group with the table and the plots."""
-    logger = config.logger
-    mode = os.environ.get("WANDB_MODE") or logger.mode
-    if logger.name == "none" or mode == "disabled":
+    """One W&B run (job_type "summary") in the sweep's group with the table and the plots; golf's WandbRun decides
+    the mode and swallows W&B's errors, as for every job."""
+    logger = LoggerConfig(**OmegaConf.to_container(config.logger, resolve=True))
+    logger = dataclasses.replace(logger, group=logger.group or sweep_dir.name)
+    tracker = WandbRun(logger, sweep_dir, name=f"{sweep_dir.name}-summary", config={}, job_type="summary")
+    if tracker.run is None:
         return
     try:
         import wandb
 
-        from golf.wandb_run import INIT_TIMEOUT_S
-
-        run = wandb.init(project=logger.project, entity=logger.entity, group=logger.group or sweep_dir.name,
-                         job_type="summary", name=f"{sweep_dir.name}-summary", dir=str(sweep_dir), mode=mode,
-                         settings=wandb.Settings(init_timeout=INIT_TIMEOUT_S, console="off", silent=True))
         columns = sorted({k for row in result.rows for k, v in row.items() if isinstance(v, (int, float, str, bool))})
         table = wandb.Table(columns=columns, data=[[row.get(c) for c in columns] for row in result.rows])
-        run.log({"sweep/summary": table, **{f"sweep/{p.stem}": wandb.Image(str(p)) for p in result.plot_paths}})
-        run.finish()
+        tracker.log({"sweep/summary": table, **{f"sweep/{p.stem}": wandb.Image(str(p)) for p in result.plot_paths}})
     except Exception as err:
         warnings.warn(f"W&B summary run failed for {sweep_dir}: {err}", stacklevel=2)
+    tracker.finish({})
