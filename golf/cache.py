@@ -36,7 +36,7 @@ def cache_key(cfg: GolfConfig) -> str:
     train = {k: v for k, v in plain["train"].items() if k not in NOT_TRAINING}
     data = {k: v for k, v in plain["data"].items() if k != "name"}
     keyed = {"data": data, "model": plain["model"], "optim": plain["optim"], "quant": plain["quant"], "train": train,
-             "seed": cfg.seed, "world_size": cfg.hardware.nproc_per_node,
+             "seed": cfg.seed, "world_size": cfg.hardware.nproc_per_node * cfg.hardware.nnodes,
              "golf": golf.__version__}
     return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:24]
 
