@@ -25,8 +25,8 @@ import golf
 from golf.atomic import atomic_write_json
 from golf.config import GolfConfig, to_plain_dict
 
-# train.* keys that do not change the trained weights
-NOT_TRAINING = ("log_every", "val_every", "reuse")
+# train.* keys that do not change the trained weights (a resumed run ends with the same weights)
+NOT_TRAINING = ("log_every", "val_every", "reuse", "checkpoint_every", "keep_checkpoints", "resume")
 ENTRY_ARTIFACT = "artifact.golf"
 ENTRY_METRICS = "train_metrics.json"
 

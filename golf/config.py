@@ -18,6 +18,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
+from golf.benchmark.config import BenchConfig
 from golf.data.prepare import DATA_SOURCES, DataConfig
 from golf.errors import ConfigError
 from golf.evaluate.audit_config import AuditConfig
@@ -27,11 +28,12 @@ from golf.evaluate.ttt.config import (
 )
 from golf.hardware import BACKENDS, DEVICES, DTYPES, HardwareConfig
 from golf.model.gpt import ModelConfig, option_problems
+from golf.model.reptile import reptile_problems
 from golf.optim.build import OptimConfig
 from golf.quant.config import ALLOWED_BITS, CATEGORIES, COMPRESSORS, QUANT_SCHEMES, QuantConfig
 from golf.report_config import ReportConfig
 from golf.runs import LOGGER_MODES, LoggerConfig
-from golf.trainer import TrainConfig
+from golf.trainer import RESUME_MODES, TrainConfig
 
 
 @dataclass
@@ -56,6 +58,7 @@ class GolfConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     audit: AuditConfig = field(default_factory=AuditConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
 
 
 SCHEMA_NAME = "golf_schema"
@@ -193,6 +196,9 @@ def _validate_train(cfg: GolfConfig) -> None:
     _at_least("train.priming_steps", train.priming_steps, 0)
     _at_least("train.val_every", train.val_every, 0)
     _at_least("train.log_every", train.log_every, 1)
+    _at_least("train.checkpoint_every", train.checkpoint_every, 0)
+    _at_least("train.keep_checkpoints", train.keep_checkpoints, 1)
+    _choice("train.resume", train.resume, RESUME_MODES)
     hw = cfg.hardware
     _validate_hardware(hw)  # the world size divides the batch below
     world = hw.nproc_per_node * hw.nnodes
@@ -234,6 +240,8 @@ def _validate_optim(optim: OptimConfig) -> None:
     _at_least("optim.swa.every", optim.swa.every, 1)
     _require(not (optim.swa.enabled and optim.ema.decay > 0), "optim.swa.enabled", optim.swa.enabled,
              f"false while optim.ema.decay={optim.ema.decay} is on: EMA and SWA are alternatives, pick one")
+    for key, value, allowed in reptile_problems(optim.reptile):
+        _require(False, key, value, allowed)
 
 
 COMPRESSION_LEVELS = {"zlib": (0, 9), "zstd": (1, 22), "lzma": (0, 9), "none": (0, 0)}

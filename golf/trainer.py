@@ -26,6 +26,9 @@ from golf.optim.build import OptimConfig, set_lr_scale, set_muon_momentum
 from golf.optim.schedule import lr_scale, muon_momentum
 
 
+RESUME_MODES = ("auto", "never")
+
+
 @dataclass
 class TrainConfig:
     iterations: int = 200
@@ -38,6 +41,9 @@ class TrainConfig:
     val_every: int = 0  # validate every N steps; 0 = only at the end
     log_every: int = 10
     reuse: bool = True  # take the trained artifact from outputs/cache when an identical training already ran
+    checkpoint_every: int = 0  # write a resumable checkpoint every N optimizer steps; 0 = never
+    keep_checkpoints: int = 2  # how many of the newest checkpoints to keep
+    resume: str = "auto"  # auto: continue from the newest checkpoint of an identical training; never: start anew
 
 
 class StepHook(Protocol):
