@@ -23,6 +23,7 @@ import torch
 
 from golf.cache import ArtifactCache, cache_key
 from golf.config import GolfConfig, to_plain_dict
+from golf.data.checks import check_prepared
 from golf.data.loader import DistributedTokenLoader
 from golf.data.prepare import PreparedData, ensure_prepared
 from golf.data.shards import TokenArray
@@ -31,7 +32,6 @@ from golf.dist import (
     barrier, broadcast_object, broadcast_parameters, failures_in_log, launch, local_rank, note_failure, process_group,
     rank_world, rendezvous,
 )
-from golf.errors import ConfigError
 from golf.evaluate.bpb import EvalResult
 from golf.evaluate.windows import evaluate_standard
 from golf.evaluate.compressors import compressor_bpb
@@ -145,9 +145,7 @@ def load_data(cfg: GolfConfig, log) -> tuple[PreparedData, Any, Any, TokenArray]
     sp = load_tokenizer(data.tokenizer_path, expected_vocab_size=cfg.data.vocab_size)
     tables = byte_tables(sp, cfg.data.vocab_size)
     val = TokenArray.from_files(data.val_files, max_tokens=cfg.eval.max_tokens or None)
-    if len(val) <= cfg.eval.seq_len:
-        raise ConfigError("eval.seq_len", f"is {cfg.eval.seq_len} but the validation set {data.val_files[0].parent} "
-                          f"has only {len(val)} tokens; use a shorter eval.seq_len or more validation data")
+    check_prepared(cfg, val, data.val_files[0].parent)
     return data, sp, tables, val
 
 
