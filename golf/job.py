@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from golf.cache import ArtifactCache, cache_key
+from golf.checkpoint import Checkpointer, load_checkpoint
 from golf.config import GolfConfig, to_plain_dict
 from golf.data.checks import check_prepared
 from golf.data.loader import DistributedTokenLoader
@@ -38,14 +39,13 @@ from golf.evaluate.compressors import compressor_bpb
 from golf.evaluate.scoring import write_side_files, score_artifact_file
 from golf.hardware import autocast, grad_accum_per_rank, setup_device
 from golf.model.gpt import GPT, count_parameters
-from golf.optim.averaging import build_averager
 from golf.optim.build import build_optimizers
 from golf.quant.artifact import export_artifact, write_artifact
 from golf.quant.code_size import ARTIFACT_LIMIT_BYTES, size_accounting
-from golf.quant.qat_switch import QATSwitch
 from golf.runs import RunDir
 from golf.scorecard import scorecard
 from golf.trainer import Trainer
+from golf.training_hooks import TrainingBatches, build_hooks
 from golf.wandb_run import WandbRun
 
 ARTIFACT_NAME = "artifact.golf"
@@ -241,20 +241,27 @@ def _train_and_export(cfg: GolfConfig, run: RunDir, tracker: WandbRun, data: Pre
         return record
 
     def log_metrics(record: dict[str, Any]) -> None:
+        if "train_loss" in record:  # shared blocks: the LoRA deviations' shrinkage gammas, per virtual layer
+            record = {**record, **{f"lora_gamma/{k}": v for k, v in model.lora_gammas().items()}}
         run.log_metrics(record)
         tracker.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
 
-    averager = build_averager(cfg.optim, model)
-    qat = QATSwitch(cfg.quant, run.log)
-    hooks = tuple(h for h in (qat, averager) if h is not None)
     accum = grad_accum_per_rank(cfg.train.batch_tokens, cfg.train.seq_len, cfg.train.grad_accum_steps, cfg.hardware)
     train_cfg = dataclasses.replace(cfg.train, grad_accum_steps=accum)
     run.log(f"global batch {cfg.train.batch_tokens:,} tokens = {world} rank(s) x {accum} micro-batch(es) x "
             f"{cfg.train.batch_tokens // (world * accum):,} tokens")
+    checkpointer = Checkpointer(checkpoint_dir(cfg), cfg.train.checkpoint_every, cfg.train.keep_checkpoints, run.log)
     trainer = Trainer(model, build_optimizers(model, cfg.optim, device.type),
                       DistributedTokenLoader(data.train_files, rank, world), train_cfg, cfg.optim, device, amp,
-                      log=run.log, log_metrics=log_metrics, validate=validate, hooks=hooks,
-                      show_progress=rank == 0, compile_model=cfg.hardware.compile)
+                      log=run.log, log_metrics=log_metrics, validate=validate,
+                      show_progress=rank == 0, compile_model=cfg.hardware.compile,
+                      checkpointer=checkpointer if cfg.train.checkpoint_every > 0 else None)
+    hooks = build_hooks(
+        cfg, model, trainer.fraction_done, autocast=amp, log=run.log,
+        reptile_batches=lambda: TrainingBatches(data.train_files, rank, world, cfg.train.batch_tokens,
+                                                cfg.train.seq_len, accum, device))
+    trainer.hooks = hooks.all()
+    resumed = _resume(cfg, trainer, checkpointer, run)
     result = trainer.fit()
     metrics: dict[str, Any] = {
         "status": result.status,
@@ -265,25 +272,50 @@ def _train_and_export(cfg: GolfConfig, run: RunDir, tracker: WandbRun, data: Pre
         "last_train_loss": result.last_loss if result.status == "ok" else None,
         "model_params": n_params,
         "reused_artifact": False,
-        "qat_from_step": qat.started_at_step,
-        "weight_averaging": averager.kind if averager is not None else None,
+        "resumed_from_step": resumed,
+        "qat_from_step": hooks.qat.started_at_step,
+        "weight_averaging": hooks.averager.kind if hooks.averager is not None else None,
     }
+    if hooks.reptile is not None:
+        metrics["reptile_meta_steps"] = hooks.reptile.runs
+    if model.lora_gammas():
+        metrics["lora_gammas"] = model.lora_gammas()
     if result.status != "ok":
         metrics.update(val_bpb=None, val_loss=None, diverged_at_step=result.diverged_at_step,
                        last_finite_train_loss=result.last_finite_loss)
         return metrics
 
-    qat.detach(model)  # export and pre-quant scoring see the plain weights
-    if averager is not None:
-        model.load_state_dict(averager.averaged_state_dict())
-        run.log(f"weights: {averager.kind} average of {averager.num_updates} updates")
+    hooks.qat.detach(model)  # export and pre-quant scoring see the plain weights
+    model.set_loop_active(True)  # evaluation and the artifact always run the model's whole layer plan
+    if hooks.averager is not None:
+        model.load_state_dict(hooks.averager.averaged_state_dict())
+        run.log(f"weights: {hooks.averager.kind} average of {hooks.averager.num_updates} updates")
     pre = evaluate()
     run.log(f"pre-quant val_loss {pre.val_loss:.6f} val_bpb {pre.val_bpb:.6f} ({pre.time_s:.1f}s)")
     metrics.update(pre_quant_val_bpb=pre.val_bpb, pre_quant_val_loss=pre.val_loss)
 
     exported = _export(cfg, run, model) if rank == 0 else None  # rank 0 writes the artifact; all get its numbers
     metrics.update(broadcast_object(exported))
+    barrier()
+    if rank == 0:
+        checkpointer.clear()  # the training is done: its artifact is what a rerun takes (train.reuse)
     return metrics
+
+
+def checkpoint_dir(cfg: GolfConfig) -> Path:
+    """Keyed like the artifact cache, so the same command finds them whatever run directory it is given."""
+    return Path(cfg.paths.root) / "checkpoints" / cache_key(cfg)
+
+
+def _resume(cfg: GolfConfig, trainer: Trainer, checkpointer: Checkpointer, run: RunDir) -> Optional[int]:
+    """train.resume=auto: continue from the newest checkpoint of this training, if one is there; its step or None."""
+    latest = checkpointer.latest() if cfg.train.resume == "auto" else None
+    if latest is None:
+        return None
+    trainer.load_state_dict(load_checkpoint(latest))
+    run.log(f"resumed from {latest}: step {trainer.steps_done}, {trainer.train_time_s:.1f}s of training done "
+            "(train.resume=never starts anew)")
+    return trainer.steps_done
 
 
 def _export(cfg: GolfConfig, run: RunDir, model: torch.nn.Module) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from golf.checkpoint import Checkpointer, rng_state, set_rng_state
 from golf.data.loader import DistributedTokenLoader
 from golf.dist import all_reduce_grads
 from golf.optim.build import OptimConfig, set_lr_scale, set_muon_momentum
@@ -49,7 +50,8 @@ class TrainConfig:
 class StepHook(Protocol):
     """Called after every optimizer step (not after priming steps) with `step` steps done. warmdown_progress is
     1 - the lr multiplier the next step would get: 0 before the warm-down, 1 after the last step. QAT switch-on,
-    soft-round annealing and SWA key off it."""
+    soft-round annealing and SWA key off it. A hook with state also has state_dict() -> dict and
+    restore(model, state), which a checkpoint saves and a resumed training calls before its first step."""
 
     def update(self, model: torch.nn.Module, step: int, warmdown_progress: float) -> None: ...
 
@@ -81,6 +83,7 @@ class Trainer:
         hooks: tuple[StepHook, ...] = (),
         show_progress: bool = True,
         compile_model: bool = False,
+        checkpointer: Optional[Checkpointer] = None,
     ):
         self.model = model
         # the training forward may be compiled; hooks, priming and export keep the plain module (same parameters)
@@ -97,6 +100,12 @@ class Trainer:
         self.validate = validate
         self.hooks = hooks
         self.show_progress = show_progress
+        self.checkpointer = checkpointer
+        # where training stands; a checkpoint saves these and a resumed training starts from them
+        self.steps_done = 0
+        self.train_time_s = 0.0  # training seconds so far (validation excluded), across resumptions
+        self.last_finite_loss: Optional[float] = None
+        self.resumed_from_step: Optional[int] = None
 
     def step(self, step: int, elapsed_s: float) -> torch.Tensor:
         """One optimizer step over the global batch; returns the mean micro-batch loss (not synced to host)."""
@@ -138,24 +147,59 @@ class Trainer:
         self.loader.load_state_dict(loader_state)
         self.log(f"priming: {self.cfg.priming_steps} steps run and undone")
 
+    def fraction_done(self, step: int) -> float:
+        """How much of training `step` steps are: by steps, or by the wall clock when a cap ends it sooner."""
+        by_steps = step / max(self.cfg.iterations, 1)
+        if self.cfg.max_wallclock_s <= 0:
+            return by_steps
+        return max(by_steps, self.train_time_s / self.cfg.max_wallclock_s)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resumed training needs to continue as if never stopped (golf/checkpoint.py)."""
+        return {
+            "steps_done": self.steps_done,
+            "train_time_s": self.train_time_s,
+            "last_finite_loss": self.last_finite_loss,
+            "model": self.model.state_dict(),
+            "optimizers": [opt.state_dict() for opt in self.optimizers],
+            "loader": self.loader.state_dict(),
+            "hooks": [hook.state_dict() if hasattr(hook, "state_dict") else None for hook in self.hooks],
+            "rng": rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        for opt, opt_state in zip(self.optimizers, state["optimizers"], strict=True):
+            opt.load_state_dict(opt_state)
+        self.loader.load_state_dict(state["loader"])
+        for hook, hook_state in zip(self.hooks, state["hooks"], strict=True):
+            if hook_state is not None:
+                hook.restore(self.model, hook_state)
+        set_rng_state(state["rng"])
+        self.steps_done = state["steps_done"]
+        self.train_time_s = state["train_time_s"]
+        self.last_finite_loss = state["last_finite_loss"]
+        self.resumed_from_step = self.steps_done
+
     def fit(self) -> TrainResult:
         cfg = self.cfg
         self.model.train()
         self.prime()
-        train_time = 0.0  # training seconds before `mark` (validation pauses the clock)
-        elapsed = 0.0
-        step = 0
+        train_time = self.train_time_s  # training seconds before `mark` (validation pauses the clock)
+        elapsed = train_time
+        step = self.steps_done
         last_loss = float("nan")
-        last_finite: Optional[float] = None
+        last_finite = self.last_finite_loss
         # a bar for a person at a terminal; logs and CI get the step lines of train.log instead
         show_bar = self.show_progress and sys.stderr.isatty()
-        bar = tqdm(total=cfg.iterations, desc="train", unit="step", disable=not show_bar, leave=False)
+        bar = tqdm(total=cfg.iterations, initial=step, desc="train", unit="step", disable=not show_bar, leave=False)
         mark = time.perf_counter()
         while step < cfg.iterations:
             loss = self.step(step, train_time + time.perf_counter() - mark)
             step += 1
             now = time.perf_counter()
             elapsed = train_time + now - mark
+            self.steps_done, self.train_time_s = step, elapsed
             if self.hooks:  # how far the warm-down has gone once this step is done: 1.0 after the last step
                 progress = 1.0 - lr_scale(step, elapsed, cfg.iterations, cfg.warmdown_steps, cfg.max_wallclock_s)
                 for hook in self.hooks:
@@ -176,17 +220,28 @@ class Trainer:
                     self.log(f"diverged: the training loss is {last_loss} at step {step} "
                              f"(last finite loss {last_finite})")
                     return TrainResult("diverged", step, step * cfg.batch_tokens, elapsed, last_loss, step, last_finite)
-                last_finite = last_loss
+                last_finite = self.last_finite_loss = last_loss
             bar.update(1)
             if self.validate is not None and cfg.val_every > 0 and (step % cfg.val_every == 0) and not is_last:
                 train_time = elapsed
                 self.log_metrics({"step": step, **self.validate(step)})
                 mark = time.perf_counter()  # validation time is not training time
+            if self.checkpointer is not None and self.checkpointer.due(step) and not is_last:
+                train_time = elapsed
+                self.save_checkpoint(step)
+                mark = time.perf_counter()  # writing a checkpoint is not training time
             if out_of_time:
                 self.log(f"stopping at step {step}: the wall-clock cap of {cfg.max_wallclock_s:.0f}s is reached")
                 break
         bar.close()
         return TrainResult("ok", step, step * cfg.batch_tokens, elapsed, last_loss)
+
+    def save_checkpoint(self, step: int) -> None:
+        """Rank 0 writes (every rank holds the same weights, optimizer state and data position); all wait for it."""
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0:
+            self.checkpointer.save(step, self.state_dict())
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
 
 
 def _time_left(step: int, elapsed: float, cfg: TrainConfig) -> float:

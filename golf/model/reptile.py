@@ -64,8 +64,9 @@ def reptile_parameters(model: nn.Module, params: str) -> list[tuple[str, nn.Para
 
 
 class Reptile:
-    """A trainer StepHook. `batches()` returns one training batch (input_ids, target_ids) per call; `autocast()`
-    gives the context the forward runs in (the trainer's bf16 autocast on a GPU)."""
+    """A trainer StepHook. `batches()` returns one training batch (input_ids, target_ids) per call (and when it has
+    state_dict / load_state_dict, its position is checkpointed); `autocast()` gives the context the forward runs in
+    (the trainer's bf16 autocast on a GPU)."""
 
     def __init__(self, cfg: ReptileConfig, batches: Callable[[], tuple[Tensor, Tensor]],
                  autocast: Callable[[], ContextManager] = contextlib.nullcontext):
@@ -75,6 +76,15 @@ class Reptile:
         self.batches = batches
         self.autocast = autocast
         self.runs = 0
+
+    def state_dict(self) -> dict:
+        batches_state = getattr(self.batches, "state_dict", None)
+        return {"runs": self.runs, "batches": batches_state() if batches_state else None}
+
+    def restore(self, model: nn.Module, state: dict) -> None:
+        self.runs = state["runs"]
+        if state["batches"] is not None:
+            self.batches.load_state_dict(state["batches"])
 
     def due(self, step: int, warmdown_progress: float) -> bool:
         cfg = self.cfg

@@ -91,7 +91,16 @@ class LoopSwitch:
     def __init__(self, model: nn.Module, loop_from: float, progress: Callable[[int], float]):
         self.loop_from = loop_from
         self.progress = progress
-        model.set_loop_active(loop_from <= 0)
+        self.active = loop_from <= 0
+        model.set_loop_active(self.active)
 
     def update(self, model: nn.Module, step: int, warmdown_progress: float) -> None:
-        model.set_loop_active(self.progress(step) >= self.loop_from)
+        self.active = self.progress(step) >= self.loop_from
+        model.set_loop_active(self.active)
+
+    def state_dict(self) -> dict:
+        return {"active": self.active}
+
+    def restore(self, model: nn.Module, state: dict) -> None:
+        self.active = state["active"]
+        model.set_loop_active(self.active)

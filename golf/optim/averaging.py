@@ -68,6 +68,10 @@ class WeightAverager(ABC):
         torch._foreach_copy_(self._average, [state["average"][k] for k in self._averaged_keys])
         self.num_updates = state["num_updates"]
 
+    def restore(self, model: torch.nn.Module, state: dict[str, Any]) -> None:
+        """A resumed training's hook state (the trainer's checkpoint protocol)."""
+        self.load_state_dict(state)
+
     def _weights(self, model: torch.nn.Module) -> list[Tensor]:
         """The model's current averaged tensors, as fp32 (foreach ops need the averages' dtype)."""
         state = model.state_dict()

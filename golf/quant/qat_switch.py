@@ -18,6 +18,7 @@ class QATSwitch:
         self.cfg = cfg
         self.log = log
         self.started_at_step: Optional[int] = None
+        self.alpha: Optional[float] = None  # the soft-round sharpness last set
 
     def update(self, model: torch.nn.Module, step: int, warmdown_progress: float) -> None:
         qat = self.cfg.qat
@@ -32,6 +33,18 @@ class QATSwitch:
             progress = (warmdown_progress - qat.start) / max(1.0 - qat.start, 1e-9)
             alpha = soft_round_alpha(min(max(progress, 0.0), 1.0), qat)
             set_qat_temperature(model, alpha)
+            self.alpha = alpha
+
+    def state_dict(self) -> dict:
+        return {"started_at_step": self.started_at_step, "alpha": self.alpha}
+
+    def restore(self, model: torch.nn.Module, state: dict) -> None:
+        """A resumed training: fake quantization attached again where it was, at the same sharpness."""
+        self.started_at_step, self.alpha = state["started_at_step"], state["alpha"]
+        if self.started_at_step is not None:
+            attach_qat(model, self.cfg)
+            if self.alpha is not None:
+                set_qat_temperature(model, self.alpha)
 
     def detach(self, model: torch.nn.Module) -> None:
         detach_qat(model)

@@ -1,0 +1,133 @@
+"""Checkpoints and train.resume=auto: an interrupted training, started again with the same command, ends with the
+same weights and metrics as one that never stopped (bit for bit on CPU). Slow: they train."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from golf.checkpoint import Checkpointer, load_checkpoint
+from golf.cli import compose
+from golf.config import to_golf_config
+from golf.errors import DataError
+from golf.job import checkpoint_dir, run_job
+from golf.trainer import Trainer
+
+from conftest import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+TINY = ["model=tiny", "data=text_dir", "data.vocab_size=384", "train.batch_tokens=2048", "train.seq_len=128",
+        "train.log_every=5", "train.warmdown_steps=10", "eval.batch_seqs=16", "eval.max_tokens=8193",
+        "eval.compressor_baselines=false", "logger=none"]
+# every piece of state a checkpoint must carry: Muon and Adam, EMA, QAT (switched on mid-run, soft round),
+# the layer loop switched on mid-run, Reptile with its own data position
+STATEFUL = ["optim.ema.decay=0.9", "quant=int8_zlib", "quant.qat.enabled=true", "quant.qat.start=0.3",
+            "quant.qat.soft_round=true", "model.loop_start=1", "model.loop_end=3", "model.loop_repeats=1",
+            "model.loop_from=0.4", "optim.reptile.enabled=true", "optim.reptile.every=4",
+            "optim.reptile.inner_steps=1"]
+SAME = ("val_bpb", "val_loss", "pre_quant_val_bpb", "last_train_loss", "steps", "train_tokens", "artifact_sha256",
+        "qat_from_step", "reptile_meta_steps")
+
+
+class Interrupted(BaseException):
+    """Stands in for a kill right after a checkpoint was written."""
+
+
+def config(corpus: Path, root: Path, *extra: str):
+    return to_golf_config(compose([*TINY, f"data.path={corpus}", f"paths.root={root}", "train.iterations=20",
+                                   "train.checkpoint_every=5", "train.keep_checkpoints=2", *STATEFUL, *extra]))
+
+
+def test_an_interrupted_training_resumes_to_the_same_weights(text_corpus, tmp_path, monkeypatch):
+    whole = run_job(config(text_corpus, tmp_path / "a"), tmp_path / "a" / "run", overrides=[])
+    assert whole["status"] == "ok" and whole["resumed_from_step"] is None
+
+    cfg = config(text_corpus, tmp_path / "b")
+    save = Trainer.save_checkpoint
+
+    def save_then_die(trainer: Trainer, step: int) -> None:
+        save(trainer, step)
+        if step == 15:
+            raise Interrupted
+
+    monkeypatch.setattr(Trainer, "save_checkpoint", save_then_die)
+    with pytest.raises(Interrupted):
+        run_job(cfg, tmp_path / "b" / "first", overrides=[])
+    # keep_checkpoints=2: steps 10 and 15 remain, 5 was pruned
+    assert Checkpointer(checkpoint_dir(cfg), 5, 2).steps() == [10, 15]
+    assert json.loads((tmp_path / "b" / "first" / "metrics.json").read_text())["status"] == "failed"
+
+    monkeypatch.setattr(Trainer, "save_checkpoint", save)
+    resumed = run_job(cfg, tmp_path / "b" / "second", overrides=[])
+    assert resumed["resumed_from_step"] == 15
+    for key in SAME:
+        assert resumed[key] == whole[key], key
+    assert whole["qat_from_step"] is not None and whole["qat_from_step"] < 15  # QAT state crossed the restart
+    assert "resumed from" in (tmp_path / "b" / "second" / "train.log").read_text()
+    assert not checkpoint_dir(cfg).exists()  # a finished training leaves its artifact, not its checkpoints
+
+
+def test_resume_never_starts_anew(text_corpus, tmp_path):
+    cfg = config(text_corpus, tmp_path, "train.resume=never")
+    Checkpointer(checkpoint_dir(cfg), 5, 2).save(5, {"not": "a trainer state"})  # would fail if it were loaded
+    metrics = run_job(cfg, tmp_path / "run", overrides=[])
+    assert metrics["status"] == "ok" and metrics["resumed_from_step"] is None and metrics["steps"] == 20
+
+
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_crafted_to_run_code_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    payload = _RunsCode()
+    payload.marker = marker
+    path = tmp_path / "step_00000005.pt"
+    path.write_bytes(pickle.dumps({"model": payload}))
+    with pytest.raises(DataError, match="step_00000005.pt"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_sigkill_and_the_same_command_again(text_corpus, tmp_path):
+    """A real kill: the process is SIGKILLed once its second checkpoint is on disk, then the same command runs."""
+    def command(root: Path) -> list[str]:
+        return [sys.executable, "-m", "golf.train", *TINY, f"data.path={text_corpus}", f"paths.root={root}",
+                "train.iterations=40", "train.checkpoint_every=5", "optim.ema.decay=0.9"]
+
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    whole = subprocess.run(command(tmp_path / "a"), cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+
+    root = tmp_path / "b"
+    victim = subprocess.Popen(command(root), cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not list(root.glob("checkpoints/*/step_00000010.pt")) and victim.poll() is None:
+        assert time.monotonic() < deadline, "no checkpoint at step 10 within 300 s"
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert victim.returncode == -signal.SIGKILL  # killed mid-training, not finished
+
+    again = subprocess.run(command(root), cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-3000:]
+
+    def final(root: Path) -> dict:
+        done = [json.loads(p.read_text()) for p in root.glob("runs/*/metrics.json")]
+        return next(m for m in done if m["status"] == "ok")
+
+    first, resumed = final(tmp_path / "a"), final(root)
+    assert resumed["resumed_from_step"] is not None and resumed["resumed_from_step"] >= 10
+    for key in ("val_bpb", "artifact_sha256", "steps", "last_train_loss"):
+        assert resumed[key] == first[key], key
