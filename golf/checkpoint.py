@@ -29,11 +29,13 @@ _NAME = re.compile(r"^step_(\d+)\.pt$")
 
 
 class Checkpointer:
-    def __init__(self, directory: Path, every: int, keep: int, log: Callable[[str], None] = print):
+    def __init__(self, directory: Path, every: int, keep: int, log: Callable[[str], None] = print,
+                 meta: Optional[dict[str, Any]] = None):
         self.directory = Path(directory)
         self.every = every
         self.keep = keep
         self.log = log
+        self.meta = meta or {}  # who wrote it (run directory, W&B run id): saved with every checkpoint
 
     def due(self, step: int) -> bool:
         return self.every > 0 and step % self.every == 0
@@ -55,7 +57,7 @@ class Checkpointer:
     def save(self, step: int, state: dict[str, Any]) -> Path:
         path = self.path(step)
         with atomic_open(path) as f:
-            torch.save(state, f)
+            torch.save({**state, "meta": self.meta}, f)
         for old in self.steps()[:-self.keep]:
             self.path(old).unlink(missing_ok=True)
         self.log(f"checkpoint {path} written (step {step})")

@@ -42,6 +42,7 @@ from golf.model.gpt import GPT, count_parameters
 from golf.optim.build import build_optimizers
 from golf.quant.artifact import export_artifact, write_artifact
 from golf.quant.code_size import ARTIFACT_LIMIT_BYTES, size_accounting
+from golf.restart import finished_earlier
 from golf.runs import RunDir
 from golf.scorecard import scorecard
 from golf.trainer import Trainer
@@ -66,8 +67,13 @@ def run_job(cfg: GolfConfig, run_dir: Path, overrides: list[str], body: Optional
     with the error), then the scorecard is printed. Under torchrun every rank runs this; only rank 0 writes files,
     W&B and the scorecard."""
     main = rank_world()[0] == 0
-    run = RunDir(run_dir, writer=main)
     plain = to_plain_dict(cfg)
+    done = finished_earlier(Path(run_dir), plain, cfg.train.resume)
+    if done is not None:
+        if main:
+            print(scorecard(done, Path(run_dir)))
+        return done
+    run = RunDir(run_dir, writer=main)
     run.start(plain, overrides)
     logger = cfg.logger if main else dataclasses.replace(cfg.logger, name="none")
     tracker = WandbRun(logger, run.path, name=run.path.name, config={**plain, "overrides": overrides},
@@ -97,6 +103,9 @@ def launch_job(cfg: GolfConfig, run_dir: Path, overrides: list[str], module: str
     itself gone) still ends with metrics.json status "failed" and the ranks' errors from train.log."""
     if cfg.hardware.nnodes > 1:
         rendezvous(cfg.hardware)  # a missing endpoint or id is a config error, before anything is written
+    done = finished_earlier(Path(run_dir), to_plain_dict(cfg), cfg.train.resume)
+    if done is not None:
+        return done
     run = RunDir(run_dir)
     run.start(to_plain_dict(cfg), overrides)
     returncode = launch(cfg.hardware, module, run.path)
@@ -250,7 +259,9 @@ def _train_and_export(cfg: GolfConfig, run: RunDir, tracker: WandbRun, data: Pre
     train_cfg = dataclasses.replace(cfg.train, grad_accum_steps=accum)
     run.log(f"global batch {cfg.train.batch_tokens:,} tokens = {world} rank(s) x {accum} micro-batch(es) x "
             f"{cfg.train.batch_tokens // (world * accum):,} tokens")
-    checkpointer = Checkpointer(checkpoint_dir(cfg), cfg.train.checkpoint_every, cfg.train.keep_checkpoints, run.log)
+    writer = {"run_dir": str(run.path), "wandb_run_id": tracker.run.id if tracker.run is not None else None}
+    checkpointer = Checkpointer(checkpoint_dir(cfg), cfg.train.checkpoint_every, cfg.train.keep_checkpoints, run.log,
+                                meta=writer)
     trainer = Trainer(model, build_optimizers(model, cfg.optim, device.type),
                       DistributedTokenLoader(data.train_files, rank, world), train_cfg, cfg.optim, device, amp,
                       log=run.log, log_metrics=log_metrics, validate=validate,
@@ -261,7 +272,7 @@ def _train_and_export(cfg: GolfConfig, run: RunDir, tracker: WandbRun, data: Pre
         reptile_batches=lambda: TrainingBatches(data.train_files, rank, world, cfg.train.batch_tokens,
                                                 cfg.train.seq_len, accum, device))
     trainer.hooks = hooks.all()
-    resumed = _resume(cfg, trainer, checkpointer, run)
+    resumed = _resume(cfg, trainer, checkpointer, run, tracker)
     result = trainer.fit()
     metrics: dict[str, Any] = {
         "status": result.status,
@@ -272,7 +283,9 @@ def _train_and_export(cfg: GolfConfig, run: RunDir, tracker: WandbRun, data: Pre
         "last_train_loss": result.last_loss if result.status == "ok" else None,
         "model_params": n_params,
         "reused_artifact": False,
-        "resumed_from_step": resumed,
+        "resumed_from_step": resumed.get("step"),
+        "resumed_from_run": resumed.get("run_dir"),
+        "resumed_from_wandb_run": resumed.get("wandb_run_id"),
         "qat_from_step": hooks.qat.started_at_step,
         "weight_averaging": hooks.averager.kind if hooks.averager is not None else None,
     }
@@ -307,15 +320,21 @@ def checkpoint_dir(cfg: GolfConfig) -> Path:
     return Path(cfg.paths.root) / "checkpoints" / cache_key(cfg)
 
 
-def _resume(cfg: GolfConfig, trainer: Trainer, checkpointer: Checkpointer, run: RunDir) -> Optional[int]:
-    """train.resume=auto: continue from the newest checkpoint of this training, if one is there; its step or None."""
+def _resume(cfg: GolfConfig, trainer: Trainer, checkpointer: Checkpointer, run: RunDir,
+            tracker: WandbRun) -> dict[str, Any]:
+    """train.resume=auto: continue from the newest checkpoint of this training, if one is there. Returns its step
+    and who wrote it (run directory, W&B run id), or {} when training starts anew."""
     latest = checkpointer.latest() if cfg.train.resume == "auto" else None
     if latest is None:
-        return None
-    trainer.load_state_dict(load_checkpoint(latest))
-    run.log(f"resumed from {latest}: step {trainer.steps_done}, {trainer.train_time_s:.1f}s of training done "
-            "(train.resume=never starts anew)")
-    return trainer.steps_done
+        return {}
+    state = load_checkpoint(latest)
+    trainer.load_state_dict(state)
+    writer = state.get("meta", {})
+    run.log(f"resumed from {latest}: step {trainer.steps_done}, {trainer.train_time_s:.1f}s of training done, "
+            f"written by {writer.get('run_dir')} (W&B run {writer.get('wandb_run_id')}); "
+            "train.resume=never starts anew")
+    tracker.log({"resume/from_step": trainer.steps_done}, step=trainer.steps_done)
+    return {"step": trainer.steps_done, **writer}
 
 
 def _export(cfg: GolfConfig, run: RunDir, model: torch.nn.Module) -> dict[str, Any]:

@@ -105,7 +105,6 @@ class Trainer:
         self.steps_done = 0
         self.train_time_s = 0.0  # training seconds so far (validation excluded), across resumptions
         self.last_finite_loss: Optional[float] = None
-        self.resumed_from_step: Optional[int] = None
 
     def step(self, step: int, elapsed_s: float) -> torch.Tensor:
         """One optimizer step over the global batch; returns the mean micro-batch loss (not synced to host)."""
@@ -179,7 +178,6 @@ class Trainer:
         self.steps_done = state["steps_done"]
         self.train_time_s = state["train_time_s"]
         self.last_finite_loss = state["last_finite_loss"]
-        self.resumed_from_step = self.steps_done
 
     def fit(self) -> TrainResult:
         cfg = self.cfg

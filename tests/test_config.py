@@ -180,3 +180,15 @@ def test_sweeps_are_multiruns_over_their_grid(sweep, keys):
         cfg = hydra_compose(config_name="train", overrides=[f"sweep={sweep}"], return_hydra_config=True)
     assert str(cfg.hydra.mode) == "RunMode.MULTIRUN" and set(cfg.hydra.sweeper.params) == keys
     assert cfg.name == sweep and cfg.ttt.protocol == ("none" if sweep == "quant_bits" else "score_first")
+
+
+@pytest.mark.parametrize("option", sorted(o for g, o in all_options() if g == "ablation" and o != "baseline"))
+def test_each_ablation_switches_on_one_idea_and_keeps_the_tiny_model(option):
+    from dataclasses import asdict
+
+    base, changed = compose_golf(["ablation=baseline"]), compose_golf([f"ablation={option}"])
+    differ = [f"{section}.{k}" for section in ("model", "optim", "train", "quant", "ttt")
+              for k, v in asdict(getattr(changed, section)).items() if asdict(getattr(base, section))[k] != v]
+    assert differ, f"ablation={option} changes nothing"
+    assert all(key.startswith(("model.", "optim.")) for key in differ), differ
+    assert changed.model.num_layers == base.model.num_layers and changed.model.model_dim == base.model.model_dim

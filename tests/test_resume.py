@@ -69,6 +69,7 @@ def test_an_interrupted_training_resumes_to_the_same_weights(text_corpus, tmp_pa
     monkeypatch.setattr(Trainer, "save_checkpoint", save)
     resumed = run_job(cfg, tmp_path / "b" / "second", overrides=[])
     assert resumed["resumed_from_step"] == 15
+    assert resumed["resumed_from_run"] == str(tmp_path / "b" / "first")  # linked to the run it continues
     for key in SAME:
         assert resumed[key] == whole[key], key
     assert whole["qat_from_step"] is not None and whole["qat_from_step"] < 15  # QAT state crossed the restart
@@ -93,7 +94,7 @@ def test_a_checkpoint_crafted_to_run_code_is_refused(tmp_path):
     payload = _RunsCode()
     payload.marker = marker
     path = tmp_path / "step_00000005.pt"
-    path.write_bytes(pickle.dumps({"model": payload}))
+    path.write_bytes(pickle.dumps({"model": payload}, protocol=2))
     with pytest.raises(DataError, match="step_00000005.pt"):
         load_checkpoint(path)
     assert not marker.exists()
@@ -131,3 +132,41 @@ def test_sigkill_and_the_same_command_again(text_corpus, tmp_path):
     assert resumed["resumed_from_step"] is not None and resumed["resumed_from_step"] >= 10
     for key in ("val_bpb", "artifact_sha256", "steps", "last_train_loss"):
         assert resumed[key] == first[key], key
+
+
+def test_a_finished_run_directory_is_skipped_and_another_config_is_refused(text_corpus, tmp_path, capsys):
+    from golf.errors import ConfigError
+
+    def cfg(*extra: str):
+        return to_golf_config(compose([*TINY, f"data.path={text_corpus}", f"paths.root={tmp_path}",
+                                       "train.iterations=2", *extra]))
+
+    first = run_job(cfg(), tmp_path / "run", overrides=[])
+    log = (tmp_path / "run" / "train.log").read_text()
+    again = run_job(cfg(), tmp_path / "run", overrides=[])
+    assert again == first and "finished earlier" in capsys.readouterr().out
+    assert (tmp_path / "run" / "train.log").read_text() == log  # nothing ran, nothing was appended
+    with pytest.raises(ConfigError, match="another config"):
+        run_job(cfg("seed=5"), tmp_path / "run", overrides=[])
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text()) == first  # the finished run is intact
+    rerun = run_job(cfg("train.resume=never"), tmp_path / "run", overrides=[])
+    assert rerun["status"] == "ok" and len((tmp_path / "run" / "train.log").read_text()) > len(log)
+
+
+def test_a_restarted_sweep_skips_finished_jobs_and_reruns_the_rest(text_corpus, tmp_path):
+    sweep = tmp_path / "sweep"
+    command = [sys.executable, "-m", "golf.train", "-m", "seed=1,2", *TINY, f"data.path={text_corpus}",
+               f"paths.root={tmp_path}", "train.iterations=3", f"hydra.sweep.dir={sweep}"]
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    kept_log = (sweep / "0" / "train.log").read_text()
+    crashed = json.loads((sweep / "1" / "metrics.json").read_text())
+    (sweep / "1" / "metrics.json").write_text(json.dumps({**crashed, "status": "failed"}))  # as a crash leaves it
+
+    again = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (sweep / "0" / "train.log").read_text() == kept_log  # finished: skipped
+    rerun = json.loads((sweep / "1" / "metrics.json").read_text())
+    assert rerun["status"] == "ok" and rerun["val_bpb"] == crashed["val_bpb"]
+    assert "finished earlier" in again.stdout

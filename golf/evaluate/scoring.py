@@ -17,7 +17,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from golf.atomic import atomic_write_json
+from golf.atomic import atomic_open, atomic_write_json
 from golf.config import GolfConfig
 from golf.data.prepare import PreparedData
 from golf.data.shards import TokenArray
@@ -118,8 +118,9 @@ def write_side_files(metrics: dict[str, Any], run_path: Path) -> None:
     evaluation (eval.save_token_nll) and compliance.json (audit.enabled)."""
     arrays = metrics.pop("token_nll", None)
     if arrays is not None:
-        np.save(run_path / "token_nll.npy", arrays[0])
-        np.save(run_path / "token_bytes.npy", arrays[1])
+        for name, array in (("token_nll.npy", arrays[0]), ("token_bytes.npy", arrays[1])):
+            with atomic_open(run_path / name) as f:
+                np.save(f, array)
     compliance = metrics.pop("compliance", None)
     if compliance is not None:
         atomic_write_json(run_path / "compliance.json", compliance)
