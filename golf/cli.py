@@ -6,6 +6,7 @@ traceback. Anything else is a bug in golf and keeps its traceback.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from typing import Any, Callable, NoReturn
@@ -16,22 +17,24 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from golf import CONF_DIR
-from golf.config import register_schema
-from golf.errors import GolfError
+from golf.config import SAFE_NAME, register_schema
+from golf.errors import ConfigError, GolfError, is_write_error, output_error
 
 USER_ERRORS = (GolfError, OmegaConfBaseException, HydraException)
+# overrides whose value becomes a directory name under paths.root (name defaults to ${model.name})
+NAME_KEYS = ("name", "model.name", "data.name")
 
 
 def describe(err: BaseException) -> str:
     """One paragraph: what is wrong, where (the key or file), and that nothing was run."""
-    if isinstance(err, GolfError):
-        return f"golf: {err}"
+    if isinstance(err, GolfError):  # one line even when the message quotes another program's output
+        return "golf: " + " ".join(line.strip() for line in str(err).splitlines() if line.strip())
     parts: list[str] = []
     keys: list[str] = []
     seen: BaseException | None = err
     while seen is not None:
         msg = _one_paragraph(str(seen)) or type(seen).__name__
-        if msg not in parts:
+        if msg not in parts and "$VALUE" not in msg:  # OmegaConf's unformatted duplicate of the message before
             parts.append(msg)
         key = getattr(seen, "full_key", None)
         if key and key not in keys:
@@ -50,8 +53,72 @@ def _one_paragraph(text: str) -> str:
 
 
 def exit_with(err: BaseException) -> NoReturn:
+    if is_write_error(err):  # a folder golf cannot write (permission, read-only, disk full): name it
+        err = output_error(err)  # type: ignore[arg-type]
     print(describe(err), file=sys.stderr)
     sys.exit(GolfError.exit_code)
+
+
+def _groups() -> set[str]:
+    return {p.name for p in CONF_DIR.iterdir() if p.is_dir()}
+
+
+def check_overrides(args: list[str]) -> None:
+    """What Hydra would not report cleanly, refused before it composes (or makes a run directory): an override
+    without a key, a config group given something other than option names (`model=[1,2]`, `model=null`), and a
+    name that would put a directory outside paths.root (`name=../x`).
+    A malformed override is named with the parser's reason; arguments that are not overrides (flags and their
+    values) are left to Hydra."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ValueType
+    from hydra.errors import OverrideParseException
+
+    parser = OverridesParser.create()
+    groups = None
+    for arg in args:
+        if arg.startswith("-"):
+            continue
+        try:
+            (override,) = parser.parse_overrides([arg])
+        except (OverrideParseException, ValueError) as err:
+            if "=" not in arg:  # not an override: the value of a flag such as `-cn NAME`, or Hydra's to report
+                continue
+            key = arg.split("=", 1)[0].lstrip("+~") or "override"
+            reason = _one_paragraph(str(err)).replace(f"Error parsing override '{arg}' ", "")
+            raise ConfigError(key, f"{arg!r} is not a valid override: {reason}; write key=value, "
+                                   "quoting a value with spaces or special characters (key='a value')") from None
+        key = override.key_or_group
+        if not key:
+            raise ConfigError("override", f"{arg!r} names no setting; write key=value (e.g. model=tiny or "
+                                          "train.iterations=100)")
+        if groups is None:
+            groups = _groups()
+        if override.value_type == ValueType.ELEMENT:
+            values = [override.value()]
+        elif override.value_type in (ValueType.CHOICE_SWEEP, ValueType.SIMPLE_CHOICE_SWEEP):
+            values = list(override.value().list)
+        elif override.value_type == ValueType.RANGE_SWEEP:
+            values = list(override.sweep_iterator())
+        else:
+            values = []
+        if key in groups or "/" in key:  # a config group: its value names an option file
+            # Hydra takes an option name, a list of them, or a dict (merged as values); anything else is a traceback
+            # (`~group` alone has no value; `group=null` is a traceback inside Hydra)
+            names = [x for v in values for x in (v if isinstance(v, list) else [v]) if not isinstance(v, dict)]
+            numeric_sweep = override.value_type in (ValueType.RANGE_SWEEP, ValueType.INTERVAL_SWEEP)
+            if numeric_sweep or any(not isinstance(v, str) for v in names):
+                options = sorted(p.stem for p in (CONF_DIR / key).glob("*.yaml"))
+                raise ConfigError(key, f"is a config group: it takes an option name ({', '.join(options) or 'NAME'}), "
+                                       f"not {arg.split('=', 1)[1]}; for several runs use -m {key}=A,B")
+        if override.is_delete():
+            continue
+        if key.lstrip("+~") in NAME_KEYS:
+            for value in values:
+                text = str(value)
+                # an interpolation is checked once resolved (golf.config.validate)
+                if value is not None and "${" not in text and not SAFE_NAME.match(text):
+                    raise ConfigError(key, f"{text!r} is not allowed; allowed: letters, digits, '.', '_' and '-', "
+                                           "starting with a letter or digit (it names a directory under paths.root)")
 
 
 MULTIRUN_FLAGS = ("-m", "--multirun")
@@ -69,11 +136,36 @@ def run_hydra(task: Callable[[DictConfig], Any], config_name: str = "train") -> 
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let exceptions reach us instead of Hydra's own exit(1) printer
     sys.argv[1:] = flags_first(sys.argv[1:])
     register_schema()
-    main = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(task)
+    main = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(_reporting(task))
     try:
+        check_overrides(sys.argv[1:])  # before Hydra makes a run directory out of them
         return main()
     except USER_ERRORS as err:
         exit_with(err)
+    except OSError as err:  # Hydra could not make the run directory: paths.root not writable, disk full
+        if not is_write_error(err):
+            raise
+        exit_with(err)
+
+
+def _reporting(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:
+    """In a single run, bad input raised inside the job is reported here, before Hydra adds its own
+    "Error executing job" line; in a multirun Hydra's launcher decides (a job's failure is its own)."""
+
+    @functools.wraps(task)
+    def job(cfg: DictConfig) -> Any:
+        try:
+            return task(cfg)
+        except Exception as err:
+            from hydra.core.hydra_config import HydraConfig
+            from hydra.types import RunMode
+
+            single = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.RUN
+            if single and (isinstance(err, USER_ERRORS) or is_write_error(err)):
+                exit_with(err)
+            raise
+
+    return job
 
 
 def compose(overrides: list[str], config_name: str = "train") -> DictConfig:
@@ -81,6 +173,7 @@ def compose(overrides: list[str], config_name: str = "train") -> DictConfig:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
+    check_overrides(overrides)
     register_schema()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return hydra_compose(config_name=config_name, overrides=overrides)

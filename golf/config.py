@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 import typing
-from dataclasses import dataclass, field, is_dataclass
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -125,11 +125,30 @@ def _fraction(key: str, value: float, low_open: float, high: float) -> None:
     _require(math.isfinite(value) and low_open < value <= high, key, value, f"a number in ({low_open}, {high}]")
 
 
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_NAME_ALLOWED = "letters, digits, '.', '_' and '-', starting with a letter or digit"
+
+
+def _safe_name(key: str, value: str, what: str) -> None:
+    # names become directory names under paths.root: no separator and no leading '.', so they cannot leave it
+    _require(bool(SAFE_NAME.match(value)), key, value, f"{_NAME_ALLOWED} ({what})")
+
+
+def _no_nan(node: Any, prefix: str) -> None:
+    # NaN passes every comparison-based range check, so no float setting may be NaN (infinity is checked per key)
+    for item in fields(node):
+        value, key = getattr(node, item.name), f"{prefix}{item.name}"
+        if is_dataclass(value):
+            _no_nan(value, f"{key}.")
+        elif isinstance(value, float) and math.isnan(value):
+            raise ConfigError(key, "nan is not allowed; allowed: a number")
 
 
 def validate(cfg: GolfConfig) -> None:
-    _require(bool(_SAFE_NAME.match(cfg.name)), "name", cfg.name, "letters, digits, '.', '_' and '-' (it names the run directory)")
+    _no_nan(cfg, "")
+    _safe_name("model.name", cfg.model.name, "the default run name")
+    _safe_name("name", cfg.name, "it names the run directory")
+    _safe_name("data.name", cfg.data.name, "it names the shard directory under paths.root/data")
     _at_least("seed", cfg.seed, 0)
     _require(bool(cfg.paths.root), "paths.root", cfg.paths.root, "a directory path")
     _validate_data(cfg.data)
@@ -149,6 +168,8 @@ def validate(cfg: GolfConfig) -> None:
     _require(0 <= cfg.eval.stride < cfg.eval.seq_len, "eval.stride", cfg.eval.stride,
              f"0 (standard) or 1..{cfg.eval.seq_len - 1} (sliding; below eval.seq_len={cfg.eval.seq_len})")
     _at_least("eval.budget_s", cfg.eval.budget_s, 0.0)
+    _require(cfg.eval.diverge_bpb > 0, "eval.diverge_bpb", cfg.eval.diverge_bpb,
+             "a number > 0 (inf never calls a run diverged)")
     _at_least("eval.max_tokens", cfg.eval.max_tokens, 0)
     _require(
         cfg.eval.max_tokens == 0 or cfg.eval.max_tokens > cfg.eval.seq_len,
@@ -182,6 +203,7 @@ def _validate_model(model: ModelConfig) -> None:
     _at_least("model.tied_embed_init_std", model.tied_embed_init_std, 0.0)
     _require(model.logit_softcap > 0, "model.logit_softcap", model.logit_softcap, "a number > 0")
     _require(model.rope_base > 0, "model.rope_base", model.rope_base, "a number > 0")
+    _require(math.isfinite(model.qk_gain_init), "model.qk_gain_init", model.qk_gain_init, "a finite number")
     for key, value, allowed in option_problems(model):  # the record-stack options (golf/model/gpt.py)
         _require(False, key, value, allowed)
 

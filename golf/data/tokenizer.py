@@ -90,6 +90,15 @@ def load_tokenizer(path: str | os.PathLike, expected_vocab_size: Optional[int] =
     except (OSError, RuntimeError) as err:
         raise DataError(f"tokenizer {path} could not be read as a SentencePiece model: {err}") from err
     n_pieces = sp.get_piece_size()
+    # the shard stream starts each document with BOS_ID, and bits per byte counts byte-fallback pieces as one byte:
+    # a tokenizer trained with other settings would give a stream and a score that mean something else
+    if sp.bos_id() != BOS_ID:
+        raise DataError(f"tokenizer {path} has its BOS at id {sp.bos_id()}, golf's shards put it at {BOS_ID}: not a "
+                        f"tokenizer trained with the challenge's settings (golf/data/tokenizer.py)")
+    n_bytes = sum(1 for i in range(n_pieces) if sp.is_byte(i))
+    if n_bytes != 256:
+        raise DataError(f"tokenizer {path} has {n_bytes} byte-fallback pieces, expected 256 (<0x00>..<0xFF>): not a "
+                        f"tokenizer trained with the challenge's settings (byte_fallback=true)")
     if expected_vocab_size is not None and expected_vocab_size != n_pieces:
         raise ConfigError("data.vocab_size", f"is {expected_vocab_size} but the tokenizer {path} has {n_pieces} "
                                              f"pieces; set data.vocab_size={n_pieces} or point data.tokenizer at a "

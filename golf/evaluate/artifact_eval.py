@@ -18,7 +18,7 @@ from golf.data.tokenizer import byte_tables, load_tokenizer
 from golf.evaluate.bpb import EvalResult
 from golf.evaluate.windows import evaluate_standard
 from golf.model.gpt import GPT, ModelConfig
-from golf.quant.artifact import LoadedArtifact, load_artifact
+from golf.quant.artifact import ArtifactError, LoadedArtifact, load_artifact
 
 
 @dataclass
@@ -29,9 +29,15 @@ class ArtifactScore:
 
 
 def load_model(artifact: LoadedArtifact, device: torch.device) -> GPT:
-    """A freshly built model holding the artifact's (dequantized) weights."""
-    model = GPT(ModelConfig(**artifact.model), artifact.vocab_size)
-    model.load_state_dict(artifact.state_dict, strict=True)
+    """A freshly built model holding the artifact's (dequantized) weights; an artifact whose header and tensors do
+    not make a golf model is refused, naming the file."""
+    try:
+        model = GPT(ModelConfig(**artifact.model), artifact.vocab_size)
+        model.load_state_dict(artifact.state_dict, strict=True)
+    except (TypeError, ValueError, RuntimeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ArtifactError(f"{artifact.source}: its model config and tensors do not make a golf model "
+                            f"({first})") from None
     return model.to(device)
 
 

@@ -77,6 +77,7 @@ class LoadedArtifact:
     quant: dict[str, Any]
     header: dict[str, Any]
     sha256: str  # of the file
+    source: str = "<memory>"  # the file it was read from, for error messages
 
 
 def artifact_sha256(data: bytes) -> str:
@@ -220,7 +221,7 @@ def decode_artifact(data: bytes, source: str = "<memory>") -> LoadedArtifact:
             raise ArtifactError(f"{source}: tensor {entry['name']!r} appears twice in the header")
         state_dict[entry["name"]] = _decode_tensor(entry, payload)
     return LoadedArtifact(state_dict=state_dict, model=header["model"], vocab_size=header["vocab_size"],
-                          quant=header["quant"], header=header, sha256=artifact_sha256(data))
+                          quant=header["quant"], header=header, sha256=artifact_sha256(data), source=source)
 
 
 def _unframe(data: bytes, source: str) -> tuple[dict[str, Any], bytes]:
