@@ -56,7 +56,7 @@ def build_hooks(cfg: Any, model: torch.nn.Module, fraction_done: Callable[[int],
     """`cfg` is the GolfConfig; `fraction_done(step)` how much of training `step` steps are (the trainer's clock)."""
     loop = None
     if cfg.model.loop_repeats > 0 and cfg.model.loop_from > 0:
-        loop = LoopSwitch(model, cfg.model.loop_from, progress=fraction_done)
+        loop = LoopSwitch(model, cfg.model.loop_from, progress=fraction_done, log=log)
         log(f"layer loop off until {cfg.model.loop_from:.0%} of training")
     reptile = None
     if cfg.optim.reptile.enabled:

@@ -88,14 +88,19 @@ class LoopSwitch:
     """A trainer StepHook for model.loop_from > 0: the loop is off from construction until progress(step) reaches
     loop_from, then on. `progress` maps steps done to the fraction of training done (by steps or wall clock)."""
 
-    def __init__(self, model: nn.Module, loop_from: float, progress: Callable[[int], float]):
+    def __init__(self, model: nn.Module, loop_from: float, progress: Callable[[int], float],
+                 log: Callable[[str], None] = lambda message: None):
         self.loop_from = loop_from
         self.progress = progress
+        self.log = log
         self.active = loop_from <= 0
         model.set_loop_active(self.active)
 
     def update(self, model: nn.Module, step: int, warmdown_progress: float) -> None:
-        self.active = self.progress(step) >= self.loop_from
+        active = self.progress(step) >= self.loop_from
+        if active and not self.active:
+            self.log(f"layer loop on from step {step}")
+        self.active = active
         model.set_loop_active(self.active)
 
     def state_dict(self) -> dict:
