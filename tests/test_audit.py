@@ -83,7 +83,7 @@ def stand_in_engine(hide_from_ledger: bool = False) -> types.ModuleType:
     """score_first scores a chunk then adapts on it; adapt_first adapts then scores (ILLEGAL). With
     hide_from_ledger, adapt_first still adapts first but writes the ledger as if it had scored first."""
 
-    def run_ttt(model, val, tables, windows, ttt_cfg, eval_cfg, device, autocast, log):
+    def run_ttt(model, val, tables, windows, ttt_cfg, eval_cfg, device, autocast, log, compile_model=False):
         start = time.perf_counter()
         initial = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         ledger, counter = ScoreLedger(len(val)), ByteCounter(tables, device)
@@ -375,3 +375,18 @@ def test_the_scored_runs_time_is_used_only_for_the_same_evaluation(tmp_path):
     assert scored_eval_time(path, replace(cfg, eval=replace(cfg.eval, stride=64))) is None
     with pytest.raises(ConfigError, match="does not exist"):
         artifact_file(str(tmp_path / "nowhere"))
+
+
+def test_the_ledger_of_a_fineweb_sized_evaluation_does_not_grow_with_its_tokens():
+    import tracemalloc
+
+    chunk, n_tokens = 32768, 62_021_846  # FineWeb's validation set in score-first chunks (1,893 of them)
+    tracemalloc.start()
+    ledger = ScoreLedger(n_tokens)
+    for lo in range(1, n_tokens, chunk):
+        ledger.record_scores(lo, min(lo + chunk, n_tokens))
+        ledger.record_training(lo, min(lo + chunk, n_tokens))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert ledger.versions == 1 + len(range(1, n_tokens, chunk))
+    assert peak < 2_000_000, peak  # ranges: ~100 bytes a chunk; per-token arrays would be ~500 MB

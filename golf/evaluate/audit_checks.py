@@ -210,7 +210,7 @@ def check_score_before_update(ledger: ScoreLedger) -> CheckResult:
     """C3: no target was scored by weights that had trained on it."""
     bad = np.flatnonzero(ledger.seen_by_scorer())
     first_bad = int(bad[0]) if bad.size else None
-    versions = len(ledger.trained)
+    versions = ledger.versions
     reason = (f"{bad.size} targets scored by weights that had trained on them (first: target {first_bad})"
               if bad.size else f"every target scored before any update that saw it (weight versions: {versions})")
     return CheckResult("C3_score_before_update", not bad.size, {
