@@ -18,7 +18,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from golf.benchmark.config import BenchConfig
+from golf.benchmark.config import BenchConfig, bench_problems
 from golf.data.prepare import DATA_SOURCES, DataConfig
 from golf.errors import ConfigError
 from golf.evaluate.audit_config import AuditConfig
@@ -158,6 +158,8 @@ def validate(cfg: GolfConfig) -> None:
     _validate_quant(cfg.quant)
     _validate_ttt(cfg)
     _validate_hardware(cfg.hardware)
+    for key, value, allowed in bench_problems(cfg.bench):
+        _require(False, key, value, allowed)
     _choice("logger.mode", cfg.logger.mode, LOGGER_MODES)
     _at_least("eval.seq_len", cfg.eval.seq_len, 1)
     _at_least("eval.batch_seqs", cfg.eval.batch_seqs, 1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 
 import torch
@@ -27,7 +28,7 @@ class HardwareConfig:
     dtype: str = "float32"  # compute dtype of matmuls (autocast); master weights stay fp32
     compile: bool = False
     micro_batch_tokens: int = 0  # most tokens one rank puts through a forward (per-device batch); 0 = train.grad_accum_steps decides
-    threads: int = 0  # torch intra-op threads; 0 = torch's default (one per core; 1 per rank under torchrun)
+    threads: int = 0  # torch intra-op threads; 0 = OMP_NUM_THREADS if set, else the process's cores / nproc_per_node
 
     @property
     def world_size(self) -> int:
@@ -54,12 +55,28 @@ def setup_device(hw: HardwareConfig, local_rank: int = 0) -> torch.device:
             raise ConfigError("hardware.device", "is 'cuda' but torch sees no CUDA device here; use hardware=cpu")
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
-        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 matmuls outside autocast (Muon's fp32 NS, the loss) on TF32
         torch.backends.cudnn.allow_tf32 = True
+        torch.set_float32_matmul_precision("high")
+        torch.backends.cuda.enable_flash_sdp(True)  # SDPA's flash kernel for bf16 (torch's default, stated here)
         return device
-    if hw.threads > 0:
-        torch.set_num_threads(hw.threads)
+    torch.set_num_threads(cpu_threads(hw))
     return torch.device("cpu")
+
+
+def cpu_threads(hw: HardwareConfig) -> int:
+    """hardware.threads when set; else the cores this process may run on, shared out among the ranks of this node
+    (torch's default counts every core for every rank, and ranks that oversubscribe the cores spin-wait on each other);
+    OMP_NUM_THREADS, when set, wins."""
+    if hw.threads > 0:
+        return hw.threads
+    if os.environ.get("OMP_NUM_THREADS"):  # set by the person, or by golf's torchrun launch (one per rank)
+        return torch.get_num_threads()
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(hw.nproc_per_node, 1))
 
 
 def autocast(hw: HardwareConfig, device: torch.device) -> contextlib.AbstractContextManager:

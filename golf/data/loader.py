@@ -7,7 +7,7 @@ one token longer than it needs so that targets are the inputs shifted by one.
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -58,14 +58,21 @@ class TokenStream:
 
 
 class DistributedTokenLoader:
-    """(x, y) batches of one rank: x the span without its last token, y the span without its first."""
+    """(x, y) batches of one rank: x the span without its last token, y the span without its first.
 
-    def __init__(self, files: Sequence[str | os.PathLike], rank: int, world_size: int):
+    With pin_memory (the default where CUDA is available) the span is copied into page-locked memory, so that
+    `.to(device, non_blocking=True)` is a true asynchronous copy: the host queues it and goes on, instead of waiting
+    for the GPU to drain the kernels queued before it. torch's pinned-memory cache keeps a block until the copies
+    that read it are done, so a later batch never overwrites one in flight."""
+
+    def __init__(self, files: Sequence[str | os.PathLike], rank: int, world_size: int,
+                 pin_memory: Optional[bool] = None):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside world size {world_size}")
         self.rank = rank
         self.world_size = world_size
         self.stream = TokenStream(files)
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
 
     def next_batch(self, global_tokens: int, seq_len: int, grad_accum_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
         local_tokens = global_tokens // (self.world_size * grad_accum_steps)
@@ -76,6 +83,8 @@ class DistributedTokenLoader:
         span = local_tokens + 1
         chunk = self.stream.take(span * self.world_size)
         local = torch.from_numpy(chunk[self.rank * span: (self.rank + 1) * span])
+        if self.pin_memory:
+            local = local.pin_memory()
         return local[:-1].reshape(-1, seq_len), local[1:].reshape(-1, seq_len)
 
     def state_dict(self) -> dict[str, int]:

@@ -39,8 +39,10 @@ def evaluate_model(
     device: torch.device,
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     log: Callable[[str], None] = print,
+    compile_model: bool = False,
 ) -> Evaluation:
-    """Score `val` with `model` (which TTT adapts in place: pass a fresh copy of the artifact's model)."""
+    """Score `val` with `model` (which TTT adapts in place: pass a fresh copy of the artifact's model). compile_model
+    compiles TTT's forward (hardware.compile; once for the whole evaluation, not per chunk)."""
     windows = plan_for(eval_cfg, len(val))
     if ttt_cfg.protocol == "none":
         result = evaluate_windows(model, val, tables, windows, eval_cfg.batch_seqs, device, autocast,
@@ -50,5 +52,5 @@ def evaluate_model(
         return Evaluation(result, ledger)
     from golf.evaluate.ttt.engine import run_ttt  # only runs that adapt pay for its imports
 
-    ttt = run_ttt(model, val, tables, windows, ttt_cfg, eval_cfg, device, autocast, log)
+    ttt = run_ttt(model, val, tables, windows, ttt_cfg, eval_cfg, device, autocast, log, compile_model=compile_model)
     return Evaluation(ttt.result, ttt.ledger, ttt)

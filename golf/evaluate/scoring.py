@@ -62,7 +62,8 @@ def score_artifact_file(cfg: GolfConfig, path: Path, data: PreparedData, device:
 
     if cfg.ttt.protocol != "none":
         model = fresh_model()
-        ttt = evaluate_model(model, val, tables, cfg.eval, cfg.ttt, device, autocast, log).ttt
+        ttt = evaluate_model(model, val, tables, cfg.eval, cfg.ttt, device, autocast, log,
+                             compile_model=cfg.hardware.compile).ttt
         for chunk in ttt.chunks:
             log_record({"ttt_chunk": chunk["chunk"], "ttt_chunk_bpb": chunk["bpb"], "ttt_chunk_loss": chunk["loss"],
                         "ttt_chunk_lr": chunk["lr"], "ttt_chunk_tokens": chunk["tokens"]})

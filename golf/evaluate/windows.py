@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -46,6 +46,17 @@ class Window:
         return self.length - self.score_from
 
 
+def host_to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU tensor on `device`. To a GPU it goes through pinned memory, so the copy is asynchronous (it does not wait
+    for the kernels queued before it, as a copy from pageable memory does); on the CPU it is the tensor itself.
+    It lives here, not in golf/hardware.py, because the artifact's code files (code_size.py) must hold it."""
+    if device.type != "cuda":
+        return tensor.to(device)
+    if not tensor.is_pinned():
+        tensor = tensor.pin_memory()
+    return tensor.to(device, non_blocking=True)
+
+
 def plan_windows(n_tokens: int, seq_len: int, stride: int | None = None) -> list[Window]:
     """Windows over a stream of n_tokens; stride None or seq_len is the standard evaluation."""
     if seq_len < 1:
@@ -71,15 +82,25 @@ def plan_windows(n_tokens: int, seq_len: int, stride: int | None = None) -> list
 
 @dataclass
 class WindowScores:
-    """Per scored target, in target order: NLL (nats, float64) and bytes (float64)."""
+    """Per scored target, in target order: NLL (nats, float64) and bytes (float64), when kept; and always their sums
+    (float64) and the number of scored targets."""
 
     first_target: int
-    nll: np.ndarray
-    bytes: np.ndarray
+    nll: Optional[np.ndarray]
+    bytes: Optional[np.ndarray]
+    nll_sum: float = 0.0
+    byte_sum: float = 0.0
+    count: int = 0
 
     @property
     def end_target(self) -> int:
-        return self.first_target + len(self.nll)
+        return self.first_target + self.count
+
+
+def scored_index(batch: Sequence[Window]) -> np.ndarray:
+    """Flat positions (row * length + offset) of the scored targets of a batch of equal-length windows, in order."""
+    length = batch[0].length
+    return np.concatenate([row * length + np.arange(w.score_from, w.length) for row, w in enumerate(batch)])
 
 
 @torch.no_grad()
@@ -91,29 +112,41 @@ def score_windows(
     batch_seqs: int,
     device: torch.device,
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    keep: bool = True,
 ) -> WindowScores:
     """Score `windows` (contiguous, in order) with the model as it is, in eval mode and inference only; rows of a
-    batch never interact, so batching cannot move a score."""
+    batch never interact, so batching cannot move a score. keep=False streams: only float64 sums accumulate (on the
+    device, read once at the end), so memory depends on batch_seqs and never on the number of windows."""
     if not windows:
-        return WindowScores(0, np.zeros(0), np.zeros(0))
+        return WindowScores(0, np.zeros(0), np.zeros(0)) if keep else WindowScores(0, None, None)
     was_training = model.training
     model.eval()
     nll_parts, byte_parts = [], []
+    sums = torch.zeros(2, dtype=torch.float64, device=device)
+    count = 0
     try:
         for i in range(0, len(windows), batch_seqs):
             batch = windows[i:i + batch_seqs]
-            rows = np.stack([val.read(w.start, w.start + w.length + 1) for w in batch]).astype(np.int64)
-            tokens = torch.from_numpy(rows).to(device, non_blocking=True)
+            rows = np.stack([val.read(w.start, w.start + w.length + 1) for w in batch])
+            tokens = host_to_device(torch.from_numpy(rows), device)
+            index = host_to_device(torch.from_numpy(scored_index(batch)), device)
             x, y = tokens[:, :-1], tokens[:, 1:]
             with autocast():
-                nll = model(x, y, reduction="none").double()
-            nbytes = counter(x, y).double()
-            for row, w in enumerate(batch):
-                nll_parts.append(nll[row, w.score_from:])
-                byte_parts.append(nbytes[row, w.score_from:])
+                nll = model(x, y, reduction="none")
+            nll = nll.reshape(-1).index_select(0, index).double()
+            nbytes = counter(x, y).reshape(-1).index_select(0, index).double()
+            sums += torch.stack((nll.sum(), nbytes.sum()))
+            count += int(index.numel())
+            if keep:
+                nll_parts.append(nll)
+                byte_parts.append(nbytes)
     finally:
         model.train(was_training)
-    return WindowScores(windows[0].first_target, torch.cat(nll_parts).cpu().numpy(), torch.cat(byte_parts).cpu().numpy())
+    nll_sum, byte_sum = (float(v) for v in sums.tolist())
+    if not keep:
+        return WindowScores(windows[0].first_target, None, None, nll_sum, byte_sum, count)
+    return WindowScores(windows[0].first_target, torch.cat(nll_parts).cpu().numpy(), torch.cat(byte_parts).cpu().numpy(),
+                        nll_sum, byte_sum, count)
 
 
 def rank_windows(windows: Sequence[Window]) -> Sequence[Window]:
@@ -133,12 +166,13 @@ def evaluate_windows(
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     save_token_nll: bool = False,
 ) -> EvalResult:
-    """Score the plan (ranks split the windows, float64 sums reduced) into an EvalResult. Memory depends on
-    batch_seqs and, for the per-target arrays, on this rank's share; windows stream from the memmap."""
+    """Score the plan (ranks split the windows, float64 sums reduced) into an EvalResult. Windows stream from the
+    memmap and only sums accumulate, so memory depends on batch_seqs, not on the validation set; save_token_nll keeps
+    the per-target arrays too (16 bytes a target)."""
     start_time = time.perf_counter()
-    scores = score_windows(model, val, rank_windows(windows), ByteCounter(tables, device), batch_seqs, device, autocast)
-    sums = torch.tensor([scores.nll.sum(), float(len(scores.nll)), scores.bytes.sum()], dtype=torch.float64,
-                        device=device)
+    scores = score_windows(model, val, rank_windows(windows), ByteCounter(tables, device), batch_seqs, device, autocast,
+                           keep=save_token_nll)
+    sums = torch.tensor([scores.nll_sum, float(scores.count), scores.byte_sum], dtype=torch.float64, device=device)
     if rank_world()[1] > 1:
         dist.all_reduce(sums)
     nll_sum, tokens, byte_sum = (float(v) for v in sums.tolist())

@@ -44,6 +44,7 @@ def build_optimizers(model: GPT, cfg: OptimConfig, device_type: str = "cpu") -> 
     shared blocks' LoRA factors), and Adam on the head when it is untied.
 
     Every parameter lands in exactly one group; each group carries "base_lr" (for set_lr_scale) and a "name".
+    On CUDA the Adams are fused (one kernel for the whole step) and Muon's Newton-Schulz is compiled.
     """
     if cfg.muon_ns_dtype not in NS_DTYPES:
         raise ValueError(f"optim.muon_ns_dtype must be one of {sorted(NS_DTYPES)}, got {cfg.muon_ns_dtype!r}")
@@ -70,7 +71,7 @@ def build_optimizers(model: GPT, cfg: OptimConfig, device_type: str = "cpu") -> 
         optimizers.append(Muon(
             [{"params": matrices, "lr": cfg.matrix_lr, "base_lr": cfg.matrix_lr, "name": "matrix"}],
             lr=cfg.matrix_lr, momentum=cfg.muon_momentum, backend_steps=cfg.muon_backend_steps,
-            ns_dtype=NS_DTYPES[cfg.muon_ns_dtype], weight_decay=cfg.muon_wd,
+            ns_dtype=NS_DTYPES[cfg.muon_ns_dtype], weight_decay=cfg.muon_wd, compile_ns=device_type == "cuda",
         ))
     if scalars:
         optimizers.append(adam(scalars, cfg.scalar_lr, "scalar"))

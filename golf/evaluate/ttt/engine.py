@@ -47,7 +47,7 @@ from golf.evaluate.ttt.error_guided import top_fraction_loss
 from golf.evaluate.ttt.lora import LoRAAdapters
 from golf.evaluate.ttt.params import build_optimizer, only_these_train, select_adaptable, set_lr
 from golf.evaluate.ttt.schedule import TTTSchedule
-from golf.evaluate.windows import Window, rank_windows, score_windows
+from golf.evaluate.windows import Window, host_to_device, rank_windows, score_windows
 
 Autocast = Callable[[], contextlib.AbstractContextManager]
 
@@ -131,8 +131,10 @@ def _all_reduce_grads(tensors: Sequence[torch.Tensor]) -> None:
 class Adapter:
     """The tensors TTT trains, their optimizer, and one adaptation step per method."""
 
-    def __init__(self, model: nn.Module, cfg: TTTConfig, device: torch.device, autocast: Autocast):
+    def __init__(self, model: nn.Module, cfg: TTTConfig, device: torch.device, autocast: Autocast,
+                 forward: Optional[nn.Module] = None):
         self.model, self.cfg, self.device, self.autocast = model, cfg, device, autocast
+        self.forward = forward if forward is not None else model  # the compiled model, when run_ttt compiles
         self.lora = (LoRAAdapters(model, cfg.lora_targets, cfg.lora_rank, cfg.freeze, cfg.layer_lr_mult)
                      if cfg.method == "lora" else None)
         self.adaptables = self.lora.adaptables if self.lora else select_adaptable(model, cfg)
@@ -169,12 +171,12 @@ class Adapter:
             t.grad = None
         n_valid = int(mask.sum())
         rows = np.asarray([r for r in rank_rows(len(x)) if mask[r].any()], dtype=np.int64)
-        m = torch.from_numpy(mask[rows]).to(self.device)
+        m = host_to_device(torch.from_numpy(mask[rows]), self.device)
         if len(rows):
-            inputs = torch.from_numpy(x[rows]).to(self.device)
-            targets = torch.from_numpy(y[rows]).to(self.device)
+            inputs = host_to_device(torch.from_numpy(x[rows]), self.device)
+            targets = host_to_device(torch.from_numpy(y[rows]), self.device)
             with self.autocast():
-                nll = self.model(inputs, targets, reduction="none").float()
+                nll = self.forward(inputs, targets, reduction="none").float()
         else:
             nll = torch.zeros(m.shape, device=self.device)
         if self.cfg.method == "error_guided":  # collective with several ranks: every rank takes part
@@ -233,9 +235,9 @@ def _gather_scores(values: np.ndarray, windows: Sequence[Window], device: torch.
 
 def _score_piece(model, val, piece, counter, eval_cfg, device, autocast, keep: bool):
     """(nll sum, tokens, bytes) over all ranks in float64, and the per-target arrays when `keep`."""
-    scores = score_windows(model, val, rank_windows(piece.windows), counter, eval_cfg.batch_seqs, device, autocast)
-    sums = torch.tensor([scores.nll.sum(), float(len(scores.nll)), scores.bytes.sum()], dtype=torch.float64,
-                        device=device)
+    scores = score_windows(model, val, rank_windows(piece.windows), counter, eval_cfg.batch_seqs, device, autocast,
+                           keep=keep)
+    sums = torch.tensor([scores.nll_sum, float(scores.count), scores.byte_sum], dtype=torch.float64, device=device)
     if rank_world()[1] > 1:
         dist.all_reduce(sums)
     arrays = (_gather_scores(scores.nll, piece.windows, device), _gather_scores(scores.bytes, piece.windows, device)) \
@@ -249,8 +251,13 @@ def _steps(piece: Piece, cfg: TTTConfig, seq_len: int) -> int:
 
 def run_ttt(model: nn.Module, val: TokenArray, tables: ByteTables, windows: list[Window], cfg: TTTConfig,
             eval_cfg: EvalConfig, device: torch.device, autocast: Autocast = contextlib.nullcontext,
-            log: Callable[[str], None] = print) -> TTTResult:
-    """Score `windows` chunk by chunk under cfg.protocol, adapting `model` in place (pass a fresh copy)."""
+            log: Callable[[str], None] = print, compile_model: bool = False) -> TTTResult:
+    """Score `windows` chunk by chunk under cfg.protocol, adapting `model` in place (pass a fresh copy).
+
+    compile_model: scoring and adaptation call torch.compile(model) (not for method lora, whose adapters patch the
+    modules). Graphs are per mode (scoring without gradients, adapting with them); a batch of another size (a chunk's
+    last) makes torch mark the batch dimension dynamic once, so the number of compilations does not grow with the
+    number of chunks."""
     if cfg.protocol not in ("score_first", "adapt_first"):
         raise ValueError(f"run_ttt needs ttt.protocol score_first or adapt_first, got {cfg.protocol!r}")
     if not windows:
@@ -273,7 +280,8 @@ def run_ttt(model: nn.Module, val: TokenArray, tables: ByteTables, windows: list
         total_steps = sum(_steps(p, cfg, eval_cfg.seq_len) for p, a in zip(pieces, adapts) if a)
         schedule = TTTSchedule(cfg.schedule, cfg.lr, n_chunks, total_steps)
     ledger, counter = ScoreLedger(len(val)), ByteCounter(tables, device)
-    adapter = Adapter(model, cfg, device, autocast)
+    forward = torch.compile(model) if compile_model and cfg.method != "lora" else model
+    adapter = Adapter(model, cfg, device, autocast, forward)
     step, adapted_tokens, totals = 0, 0, np.zeros(3)
     chunks: list[dict] = []
     kept: list[tuple[np.ndarray, np.ndarray]] = []
@@ -306,7 +314,7 @@ def run_ttt(model: nn.Module, val: TokenArray, tables: ByteTables, windows: list
                     adapter.new_document()
                 adapt_s, lr, eb = adapt(piece) if illegal else (0.0, 0.0, {})
                 t0 = _clock(device)
-                (nll, tokens, nbytes), arrays = _score_piece(model, val, piece, counter, eval_cfg, device, autocast,
+                (nll, tokens, nbytes), arrays = _score_piece(forward, val, piece, counter, eval_cfg, device, autocast,
                                                              eval_cfg.save_token_nll)
                 ledger.record_scores(piece.lo, piece.hi)
                 score_s = _clock(device) - t0
