@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from golf import CONF_DIR, REPO_ROOT
 
@@ -50,3 +51,12 @@ def golf_command(module: str, *args: str, cwd: Path | None = None, timeout: floa
 
 def all_options() -> list[tuple[str, str]]:
     return sorted((p.parent.name, p.stem) for p in CONF_DIR.glob("*/*.yaml") if p.parent.name != "local")
+
+
+def one_torch_thread():
+    """Tiny models run faster on one thread: more only adds synchronization (on a busy 2-core machine, a lot of it).
+    Test modules turn it into an autouse fixture."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)

@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from conftest import golf_command
+from conftest import golf_command, one_torch_thread
 from golf.benchmark.config import BenchConfig, bench_problems
 from golf.benchmark.flops import model_flops, peak_matmul_flops
 from golf.benchmark.memory import MemoryWatch
@@ -34,13 +34,7 @@ TABLES = ByteTables(base_bytes=np.ones(VOCAB, dtype=np.int16), has_leading_space
                     is_boundary=np.zeros(VOCAB, dtype=bool))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: threads only add synchronization (on a busy 2-core machine, a lot of it)."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+one_thread = pytest.fixture(autouse=True)(one_torch_thread)  # tiny models: threads only add synchronization
 
 
 # --- FLOPs ---------------------------------------------------------------------------------------------------------

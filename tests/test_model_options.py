@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from conftest import one_torch_thread
 import torch.nn.functional as F
 
 from golf.data.tokenizer import BOS_ID
@@ -49,13 +51,7 @@ OPTIONS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: threads only add synchronization (and on a busy 2-core machine, a lot of it)."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+one_thread = pytest.fixture(autouse=True)(one_torch_thread)  # tiny models: threads only add synchronization
 
 
 def cfg_of(**overrides) -> ModelConfig:
