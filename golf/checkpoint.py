@@ -82,6 +82,25 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
                         "start anew)") from None
 
 
+def resume_training(trainer: Any, checkpointer: Checkpointer, log: Callable[[str], None]) -> dict[str, Any]:
+    """Continue `trainer` (a golf.trainer.Trainer) from the newest checkpoint, if there is one. Returns its step and
+    who wrote it (run directory, W&B run id), or {} when there is none and training starts anew."""
+    latest = checkpointer.latest()
+    if latest is None:
+        return {}
+    state = load_checkpoint(latest)
+    try:
+        trainer.load_state_dict(state)
+    except (KeyError, ValueError, RuntimeError, TypeError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(f"the checkpoint {latest} does not fit this training ({first}); delete it, or run with "
+                        "train.resume=never to start anew") from None
+    writer = state.get("meta", {})
+    log(f"resumed from {latest}: step {trainer.steps_done}, {trainer.train_time_s:.1f}s of training done, written "
+        f"by {writer.get('run_dir')} (W&B run {writer.get('wandb_run_id')}); train.resume=never starts anew")
+    return {"step": trainer.steps_done, **writer}
+
+
 def rng_state() -> dict[str, Any]:
     """Every random generator training may draw from, as tensors and plain values."""
     kind, keys, pos, has_gauss, cached = np.random.get_state()

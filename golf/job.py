@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from golf.cache import ArtifactCache, cache_key
-from golf.checkpoint import Checkpointer, load_checkpoint
+from golf.checkpoint import Checkpointer, resume_training
 from golf.config import GolfConfig, to_plain_dict
 from golf.data.checks import check_prepared
 from golf.data.loader import DistributedTokenLoader
@@ -272,7 +272,9 @@ def _train_and_export(cfg: GolfConfig, run: RunDir, tracker: WandbRun, data: Pre
         reptile_batches=lambda: TrainingBatches(data.train_files, rank, world, cfg.train.batch_tokens,
                                                 cfg.train.seq_len, accum, device))
     trainer.hooks = hooks.all()
-    resumed = _resume(cfg, trainer, checkpointer, run, tracker)
+    resumed = resume_training(trainer, checkpointer, run.log) if cfg.train.resume == "auto" else {}
+    if resumed:
+        tracker.log({"resume/from_step": resumed["step"]}, step=resumed["step"])
     result = trainer.fit()
     metrics: dict[str, Any] = {
         "status": result.status,
@@ -318,23 +320,6 @@ def _train_and_export(cfg: GolfConfig, run: RunDir, tracker: WandbRun, data: Pre
 def checkpoint_dir(cfg: GolfConfig) -> Path:
     """Keyed like the artifact cache, so the same command finds them whatever run directory it is given."""
     return Path(cfg.paths.root) / "checkpoints" / cache_key(cfg)
-
-
-def _resume(cfg: GolfConfig, trainer: Trainer, checkpointer: Checkpointer, run: RunDir,
-            tracker: WandbRun) -> dict[str, Any]:
-    """train.resume=auto: continue from the newest checkpoint of this training, if one is there. Returns its step
-    and who wrote it (run directory, W&B run id), or {} when training starts anew."""
-    latest = checkpointer.latest() if cfg.train.resume == "auto" else None
-    if latest is None:
-        return {}
-    state = load_checkpoint(latest)
-    trainer.load_state_dict(state)
-    writer = state.get("meta", {})
-    run.log(f"resumed from {latest}: step {trainer.steps_done}, {trainer.train_time_s:.1f}s of training done, "
-            f"written by {writer.get('run_dir')} (W&B run {writer.get('wandb_run_id')}); "
-            "train.resume=never starts anew")
-    tracker.log({"resume/from_step": trainer.steps_done}, step=trainer.steps_done)
-    return {"step": trainer.steps_done, **writer}
 
 
 def _export(cfg: GolfConfig, run: RunDir, model: torch.nn.Module) -> dict[str, Any]:

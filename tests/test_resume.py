@@ -77,10 +77,15 @@ def test_an_interrupted_training_resumes_to_the_same_weights(text_corpus, tmp_pa
     assert not checkpoint_dir(cfg).exists()  # a finished training leaves its artifact, not its checkpoints
 
 
-def test_resume_never_starts_anew(text_corpus, tmp_path):
-    cfg = config(text_corpus, tmp_path, "train.resume=never")
-    Checkpointer(checkpoint_dir(cfg), 5, 2).save(5, {"not": "a trainer state"})  # would fail if it were loaded
-    metrics = run_job(cfg, tmp_path / "run", overrides=[])
+def test_a_checkpoint_that_does_not_fit_is_refused_and_resume_never_starts_anew(text_corpus, tmp_path):
+    auto = config(text_corpus, tmp_path)
+    path = Checkpointer(checkpoint_dir(auto), 5, 2).save(5, {"not": "a trainer state"})
+    with pytest.raises(DataError, match="does not fit this training") as refused:
+        run_job(auto, tmp_path / "auto", overrides=[])
+    assert str(path) in str(refused.value)
+    never = config(text_corpus, tmp_path, "train.resume=never")
+    assert checkpoint_dir(never) == checkpoint_dir(auto)  # the same training: it would find that file
+    metrics = run_job(never, tmp_path / "run", overrides=[])
     assert metrics["status"] == "ok" and metrics["resumed_from_step"] is None and metrics["steps"] == 20
 
 
