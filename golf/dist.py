@@ -98,24 +98,6 @@ def broadcast_parameters(module: torch.nn.Module) -> None:
         dist.broadcast(tensor, src=0)
 
 
-def all_reduce_grads(params: list[torch.nn.Parameter]) -> None:
-    """Average the gradients over ranks with one all-reduce of a flat buffer (every rank then holds the same grads,
-    which Muon's share-out expects)."""
-    world = rank_world()[1]
-    if world == 1:
-        return
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return
-    flat = torch.cat([g.reshape(-1).float() for g in grads])
-    dist.all_reduce(flat)
-    flat /= world
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset: offset + g.numel()].view_as(g).to(g.dtype))
-        offset += g.numel()
-
-
 def note_failure(run_dir: Path, err: BaseException) -> None:
     """A failing rank's error into train.log (any rank may append this one line), so the job's log says why."""
     rank = rank_world()[0] if dist.is_initialized() else int(os.environ.get("RANK", "0"))

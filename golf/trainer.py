@@ -18,11 +18,11 @@ from typing import Any, Callable, Optional, Protocol
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from golf.checkpoint import Checkpointer, rng_state, set_rng_state
 from golf.data.loader import DistributedTokenLoader
-from golf.dist import all_reduce_grads
 from golf.optim.build import OptimConfig, set_lr_scale, set_muon_momentum
 from golf.optim.schedule import lr_scale, muon_momentum
 
@@ -86,9 +86,12 @@ class Trainer:
         checkpointer: Optional[Checkpointer] = None,
     ):
         self.model = model
-        # the training forward may be compiled; hooks, priming and export keep the plain module (same parameters)
-        self.forward = torch.compile(model) if compile_model else model
-        self.params = [p for p in model.parameters() if p.requires_grad]
+        # Under torchrun the training forward goes through DDP, whose bucketed all-reduces of the gradients overlap
+        # the backward pass (the mean over ranks, as Muon's share-out needs). It may also be compiled. Hooks,
+        # priming, checkpoints and export keep the plain module (the same parameters).
+        self.ddp = _ddp(model, device)
+        forward = self.ddp if self.ddp is not None else model
+        self.forward = torch.compile(forward) if compile_model else forward
         self.optimizers = optimizers
         self.loader = loader
         self.cfg = train
@@ -115,14 +118,18 @@ class Trainer:
             muon_momentum(step, opt_cfg.muon_momentum_warmup_start, opt_cfg.muon_momentum, opt_cfg.muon_momentum_warmup_steps),
         )
         total = torch.zeros((), device=self.device)
-        for _ in range(cfg.grad_accum_steps):
+        for micro in range(cfg.grad_accum_steps):
             x, y = self.loader.next_batch(cfg.batch_tokens, cfg.seq_len, cfg.grad_accum_steps)
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            with self.autocast():
-                loss = self.forward(x, y)
-            (loss / cfg.grad_accum_steps).backward()
+            last = micro == cfg.grad_accum_steps - 1
+            # DDP reduces during the last micro-batch's backward only; the earlier ones just accumulate
+            no_sync = self.ddp.no_sync() if self.ddp is not None and not last else contextlib.nullcontext()
+            with no_sync:
+                with self.autocast():
+                    loss = self.forward(x, y)
+                (loss / cfg.grad_accum_steps).backward()
             total += loss.detach()
-        all_reduce_grads(self.params)  # the mean over ranks: every rank holds the global batch's gradient
+        # every rank now holds the global batch's gradient: DDP averaged it (or there is one rank)
         if opt_cfg.grad_clip_norm > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), opt_cfg.grad_clip_norm)
         for opt in self.optimizers:
@@ -240,6 +247,13 @@ class Trainer:
             self.checkpointer.save(step, self.state_dict())
         if dist.is_available() and dist.is_initialized():
             dist.barrier()
+
+
+def _ddp(model: torch.nn.Module, device: torch.device) -> Optional[DistributedDataParallel]:
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return None
+    return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None,
+                                   broadcast_buffers=False, gradient_as_bucket_view=True)
 
 
 def _time_left(step: int, elapsed: float, cfg: TrainConfig) -> float:

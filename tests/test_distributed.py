@@ -142,6 +142,23 @@ def test_two_ranks_train_like_one_rank_with_twice_the_accumulation(trained):
 
 
 @pytest.mark.slow
+def test_accumulating_ranks_reduce_once_per_step_and_train_like_one_rank(trained, text_corpus):
+    """2 ranks x 2 micro-batches (DDP skips the all-reduce on the first, averages on the second) against the same
+    global batch in 1 process x 4. A reduction on the wrong micro-batch leaves the ranks apart and fails this."""
+    root, _ = trained
+    common = [*TINY, f"data.path={text_corpus}", f"paths.root={root}", "train.iterations=4",
+              "optim.muon_ns_dtype=float32"]
+    one = golf_command("golf.train", *common, "hardware=cpu", "train.grad_accum_steps=4", f"hydra.run.dir={root}/one4")
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = golf_command("golf.train", *common, "hardware=cpu2", "train.grad_accum_steps=2",
+                       f"hydra.run.dir={root}/two2")
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "2 rank(s) x 2 micro-batch(es)" in (root / "two2" / "train.log").read_text()
+    for key in ("last_train_loss", "pre_quant_val_bpb", "val_bpb"):
+        assert _metrics(root / "two2")[key] == pytest.approx(_metrics(root / "one4")[key], rel=1e-6), key
+
+
+@pytest.mark.slow
 def test_evaluation_of_one_artifact_is_the_same_with_one_and_two_processes(trained):
     """Sliding windows split over ranks, float64 sums all-reduced, per-token arrays gathered in order: 1e-9."""
     root, _ = trained
