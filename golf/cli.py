@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException
 
 from golf import CONF_DIR
-from golf.config import SAFE_NAME, register_schema
+from golf.config import NAME_ALLOWED, SAFE_NAME, register_schema
 from golf.errors import ConfigError, GolfError, is_write_error, output_error
 
 USER_ERRORS = (GolfError, OmegaConfBaseException, HydraException)
@@ -117,8 +117,8 @@ def check_overrides(args: list[str]) -> None:
                 text = str(value)
                 # an interpolation is checked once resolved (golf.config.validate)
                 if value is not None and "${" not in text and not SAFE_NAME.match(text):
-                    raise ConfigError(key, f"{text!r} is not allowed; allowed: letters, digits, '.', '_' and '-', "
-                                           "starting with a letter or digit (it names a directory under paths.root)")
+                    raise ConfigError(key, f"{text!r} is not allowed; allowed: {NAME_ALLOWED} (it names a "
+                                           "directory under paths.root)")
 
 
 MULTIRUN_FLAGS = ("-m", "--multirun")

@@ -113,6 +113,12 @@ def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
         raise ConfigError(key, f"{value!r} is not allowed; allowed: {allowed}")
 
 
+def _refuse_any(problems: list[tuple[str, Any, str]]) -> None:
+    """A component's own checks, as (key, value, allowed) for each invalid setting: the first is the error."""
+    for key, value, allowed in problems:
+        _require(False, key, value, allowed)
+
+
 def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
     _require(value in choices, key, value, "one of " + ", ".join(choices))
 
@@ -126,12 +132,12 @@ def _fraction(key: str, value: float, low_open: float, high: float) -> None:
 
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_NAME_ALLOWED = "letters, digits, '.', '_' and '-', starting with a letter or digit"
+NAME_ALLOWED = "letters, digits, '.', '_' and '-', starting with a letter or digit"
 
 
 def _safe_name(key: str, value: str, what: str) -> None:
     # names become directory names under paths.root: no separator and no leading '.', so they cannot leave it
-    _require(bool(SAFE_NAME.match(value)), key, value, f"{_NAME_ALLOWED} ({what})")
+    _require(bool(SAFE_NAME.match(value)), key, value, f"{NAME_ALLOWED} ({what})")
 
 
 def _no_nan(node: Any, prefix: str) -> None:
@@ -158,8 +164,7 @@ def validate(cfg: GolfConfig) -> None:
     _validate_quant(cfg.quant)
     _validate_ttt(cfg)
     _validate_hardware(cfg.hardware)
-    for key, value, allowed in bench_problems(cfg.bench):
-        _require(False, key, value, allowed)
+    _refuse_any(bench_problems(cfg.bench))
     _choice("logger.mode", cfg.logger.mode, LOGGER_MODES)
     _at_least("eval.seq_len", cfg.eval.seq_len, 1)
     _at_least("eval.batch_seqs", cfg.eval.batch_seqs, 1)
@@ -206,8 +211,7 @@ def _validate_model(model: ModelConfig) -> None:
     _require(model.logit_softcap > 0, "model.logit_softcap", model.logit_softcap, "a number > 0")
     _require(model.rope_base > 0, "model.rope_base", model.rope_base, "a number > 0")
     _require(math.isfinite(model.qk_gain_init), "model.qk_gain_init", model.qk_gain_init, "a finite number")
-    for key, value, allowed in option_problems(model):  # the record-stack options (golf/model/gpt.py)
-        _require(False, key, value, allowed)
+    _refuse_any(option_problems(model))  # the record-stack options (golf/model/gpt.py)
 
 
 def _validate_train(cfg: GolfConfig) -> None:
@@ -264,8 +268,7 @@ def _validate_optim(optim: OptimConfig) -> None:
     _at_least("optim.swa.every", optim.swa.every, 1)
     _require(not (optim.swa.enabled and optim.ema.decay > 0), "optim.swa.enabled", optim.swa.enabled,
              f"false while optim.ema.decay={optim.ema.decay} is on: EMA and SWA are alternatives, pick one")
-    for key, value, allowed in reptile_problems(optim.reptile):
-        _require(False, key, value, allowed)
+    _refuse_any(reptile_problems(optim.reptile))
 
 
 COMPRESSION_LEVELS = {"zlib": (0, 9), "zstd": (1, 22), "lzma": (0, 9), "none": (0, 0)}

@@ -103,11 +103,12 @@ def launch_job(cfg: GolfConfig, run_dir: Path, overrides: list[str], module: str
     itself gone) still ends with metrics.json status "failed" and the ranks' errors from train.log."""
     if cfg.hardware.nnodes > 1:
         rendezvous(cfg.hardware)  # a missing endpoint or id is a config error, before anything is written
-    done = finished_earlier(Path(run_dir), to_plain_dict(cfg), cfg.train.resume)
+    plain = to_plain_dict(cfg)
+    done = finished_earlier(Path(run_dir), plain, cfg.train.resume)
     if done is not None:
         return done
     run = RunDir(run_dir)
-    run.start(to_plain_dict(cfg), overrides)
+    run.start(plain, overrides)
     returncode = launch(cfg.hardware, module, run.path)
     try:
         metrics = json.loads((run.path / "metrics.json").read_text())
@@ -293,8 +294,9 @@ def _train_and_export(cfg: GolfConfig, run: RunDir, tracker: WandbRun, data: Pre
     }
     if hooks.reptile is not None:
         metrics["reptile_meta_steps"] = hooks.reptile.runs
-    if model.lora_gammas():
-        metrics["lora_gammas"] = model.lora_gammas()
+    gammas = model.lora_gammas()
+    if gammas:
+        metrics["lora_gammas"] = gammas
     if result.status != "ok":
         metrics.update(val_bpb=None, val_loss=None, diverged_at_step=result.diverged_at_step,
                        last_finite_train_loss=result.last_finite_loss)

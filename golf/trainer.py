@@ -194,7 +194,6 @@ class Trainer:
         elapsed = train_time
         step = self.steps_done
         last_loss = float("nan")
-        last_finite = self.last_finite_loss
         # a bar for a person at a terminal; logs and CI get the step lines of train.log instead
         show_bar = self.show_progress and sys.stderr.isatty()
         bar = tqdm(total=cfg.iterations, initial=step, desc="train", unit="step", disable=not show_bar, leave=False)
@@ -223,18 +222,20 @@ class Trainer:
                 if not math.isfinite(last_loss):
                     bar.close()
                     self.log(f"diverged: the training loss is {last_loss} at step {step} "
-                             f"(last finite loss {last_finite})")
-                    return TrainResult("diverged", step, step * cfg.batch_tokens, elapsed, last_loss, step, last_finite)
-                last_finite = self.last_finite_loss = last_loss
+                             f"(last finite loss {self.last_finite_loss})")
+                    return TrainResult("diverged", step, step * cfg.batch_tokens, elapsed, last_loss, step,
+                                       self.last_finite_loss)
+                self.last_finite_loss = last_loss
             bar.update(1)
-            if self.validate is not None and cfg.val_every > 0 and (step % cfg.val_every == 0) and not is_last:
+            validating = self.validate is not None and cfg.val_every > 0 and step % cfg.val_every == 0
+            checkpointing = self.checkpointer is not None and self.checkpointer.due(step)
+            if (validating or checkpointing) and not is_last:  # neither counts as training time: pause the clock
                 train_time = elapsed
-                self.log_metrics({"step": step, **self.validate(step)})
-                mark = time.perf_counter()  # validation time is not training time
-            if self.checkpointer is not None and self.checkpointer.due(step) and not is_last:
-                train_time = elapsed
-                self.save_checkpoint(step)
-                mark = time.perf_counter()  # writing a checkpoint is not training time
+                if validating:
+                    self.log_metrics({"step": step, **self.validate(step)})
+                if checkpointing:
+                    self.save_checkpoint(step)
+                mark = time.perf_counter()
             if out_of_time:
                 self.log(f"stopping at step {step}: the wall-clock cap of {cfg.max_wallclock_s:.0f}s is reached")
                 break

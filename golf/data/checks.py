@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
-import numpy as np
-
-from golf.data.shards import TokenArray, list_shards, read_shard, read_shard_header
+from golf.data.shards import TokenArray, read_shard_header
 from golf.errors import ConfigError, DataError
 
 SCAN_CHUNK = 1 << 22  # tokens read at a time when scanning for the largest id
 
 
-def check_prepared(cfg: Any, val: TokenArray, val_dir: Any,
-                   train_files: Optional[Sequence[str | os.PathLike]] = None) -> None:
+def check_prepared(cfg: Any, val: TokenArray, val_dir: Any, train_files: Sequence[str | os.PathLike]) -> None:
     """`cfg` is the GolfConfig; `val` the (possibly capped) validation tokens read from `val_dir`; `train_files` the
-    training shards (default: the fineweb_train_*.bin beside the validation shards)."""
+    training shards."""
     if len(val) == 0:
         raise DataError(f"the validation set in {val_dir} is empty (0 tokens in its fineweb_val_*.bin shards); "
                         "nothing could be scored: prepare the data again (a larger data.val_fraction, more documents) "
@@ -25,8 +22,6 @@ def check_prepared(cfg: Any, val: TokenArray, val_dir: Any,
     if len(val) <= cfg.eval.seq_len:
         raise ConfigError("eval.seq_len", f"is {cfg.eval.seq_len} but the validation set {val_dir} "
                           f"has only {len(val)} tokens; use a shorter eval.seq_len or more validation data")
-    if train_files is None:
-        train_files = list_shards(Path(val_dir), "train")
     if not train_files:
         raise DataError(f"there are no training shards for the validation set in {val_dir}")
     train_tokens = sum(read_shard_header(f) for f in train_files)
@@ -36,7 +31,7 @@ def check_prepared(cfg: Any, val: TokenArray, val_dir: Any,
                           f"{train_tokens} tokens; use a shorter train.seq_len or more training data")
     vocab = cfg.data.vocab_size
     for name, largest in (("validation set " + str(val_dir), _largest(val)),
-                          ("training shard " + str(train_files[0]), _largest_in_shard(train_files[0]))):
+                          ("training shard " + str(train_files[0]), _largest(TokenArray.from_files(train_files[:1])))):
         if largest >= vocab:
             raise ConfigError("data.vocab_size", f"is {vocab} but the {name} holds token id {largest}; the model's "
                               f"embedding has data.vocab_size rows, so these shards were made with another tokenizer: "
@@ -49,8 +44,3 @@ def _largest(tokens: TokenArray) -> int:
         chunk = tokens.read(begin, min(begin + SCAN_CHUNK, len(tokens)))
         largest = max(largest, int(chunk.max()))
     return largest
-
-
-def _largest_in_shard(path: str | os.PathLike) -> int:
-    tokens = read_shard(path)
-    return int(np.max(tokens)) if len(tokens) else -1
