@@ -12,6 +12,14 @@ def _num(value: Any, fmt: str, unit: str = "") -> str:
     return "n/a" if value is None else format(value, fmt) + unit
 
 
+def ttt_delta_phrase(delta: float) -> str:
+    """How TTT moved the bpb, in words that cannot be misread: '0.0180 bpb better than' for a negative delta (TTT
+    lowered the bpb), '0.1998 bpb worse than' for a positive one."""
+    if delta == 0:
+        return "exactly as good as"
+    return f"{abs(delta):.4f} bpb {'better' if delta < 0 else 'worse'} than"
+
+
 def _headline_source(m: dict[str, Any]) -> str:
     if m.get("ttt_val_bpb") is not None:
         return "score-first TTT on the artifact as loaded from disk"
@@ -34,8 +42,12 @@ def scorecard(m: dict[str, Any], run_dir: Path | None = None) -> str:
     if m.get("sliding_val_bpb") is not None:
         rows.append(("sliding val_bpb", f"{m['sliding_val_bpb']:.4f}"))
     if m.get("ttt_val_bpb") is not None:
-        rows.append(("TTT val_bpb", f"{m['ttt_val_bpb']:.4f}   (gain {m['ttt_gain_bpb']:+.4f} over the same windows "
-                                    f"without TTT, {m['ttt_time_s']:.1f} s)"))
+        rows.append(("TTT val_bpb", f"{m['ttt_val_bpb']:.4f}   ({_num(m.get('ttt_time_s'), '.1f', ' s')} of TTT)"))
+        delta = m.get("ttt_delta_bpb", m.get("ttt_gain_bpb"))  # ttt_gain_bpb: its name before this release
+        if delta is not None:
+            without = f" ({m['no_ttt_val_bpb']:.4f})" if m.get("no_ttt_val_bpb") is not None else ""
+            rows.append(("TTT delta", f"{delta:+.4f} bpb   ({ttt_delta_phrase(delta)} the same windows without TTT"
+                                      f"{without}; negative = TTT helped)"))
     illegal = (m.get("diagnostics") or {}).get("adapt_first_bpb_ILLEGAL")
     if illegal is not None:
         rows.append(("ILLEGAL TTT bpb", f"{illegal:.4f}   <-- adapted before scoring: NOT a score, never val_bpb"))

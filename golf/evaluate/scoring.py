@@ -2,8 +2,9 @@
 
 1. standard evaluation of the artifact as loaded: quant_val_bpb (the round trip of the export);
 2. sliding windows when eval.stride > 0: sliding_val_bpb;
-3. test-time training when ttt.protocol != none, on a fresh copy of the loaded model: ttt_val_bpb, its gain over the
-   same windows without TTT, the per-chunk curve, and the diagnostics (labelled: none of them is a score);
+3. test-time training when ttt.protocol != none, on a fresh copy of the loaded model: ttt_val_bpb, the same windows
+   scored without TTT (no_ttt_val_bpb, the reference of every TTT ablation), their signed difference ttt_delta_bpb
+   (negative = TTT helped), the per-chunk curve, and the diagnostics (labelled: none of them is a score);
 4. the audit when audit.enabled: compliance.json and `compliant`.
 The headline val_bpb is the TTT score if TTT ran legally, else sliding if on, else standard. The illegal protocol
 (adapt_first) never becomes val_bpb: its number is kept under diagnostics with the word ILLEGAL.
@@ -26,6 +27,7 @@ from golf.evaluate.artifact_eval import evaluate_artifact, load_model
 from golf.evaluate.bpb import rank_world
 from golf.evaluate.evaluation import evaluate_model, plan_for
 from golf.evaluate.windows import evaluate_windows
+from golf.scorecard import ttt_delta_phrase
 
 
 def score_artifact_file(cfg: GolfConfig, path: Path, data: PreparedData, device: torch.device,
@@ -74,11 +76,13 @@ def score_artifact_file(cfg: GolfConfig, path: Path, data: PreparedData, device:
             log(f"ILLEGAL protocol {cfg.ttt.protocol}: bpb {ttt.result.val_bpb:.6f} is NOT a score; val_bpb stays "
                 "the evaluation without TTT")
         else:
-            metrics.update(ttt_val_bpb=ttt.result.val_bpb, ttt_val_loss=ttt.result.val_loss,
-                           ttt_gain_bpb=ttt.result.val_bpb - no_ttt.val_bpb)
+            delta = ttt.result.val_bpb - no_ttt.val_bpb
+            metrics.update(ttt_val_bpb=ttt.result.val_bpb, ttt_val_loss=ttt.result.val_loss, ttt_delta_bpb=delta,
+                           ttt_gain_bpb=delta)  # the old name of ttt_delta_bpb, kept for one release
             headline, token_result = ttt.result, ttt.result
-            log(f"TTT {cfg.ttt.name}: val_bpb {ttt.result.val_bpb:.6f} (gain {ttt.result.val_bpb - no_ttt.val_bpb:+.6f} "
-                f"over the same windows without TTT) in {ttt.time_s:.1f}s")
+            log(f"TTT {cfg.ttt.name}: val_bpb {ttt.result.val_bpb:.6f}, {ttt_delta_phrase(delta)} the same windows "
+                f"without TTT ({no_ttt.val_bpb:.6f}) in {ttt.time_s:.1f}s")
+        metrics.update(no_ttt_val_bpb=no_ttt.val_bpb, no_ttt_val_loss=no_ttt.val_loss)
         metrics.update(ttt_time_s=ttt.time_s, ttt_score_time_s=ttt.score_time_s, ttt_adapt_time_s=ttt.adapt_time_s,
                        ttt_chunks=len(ttt.chunks), ttt_illegal=ttt.illegal)
         eval_time = ttt.time_s

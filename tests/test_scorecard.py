@@ -1,0 +1,36 @@
+"""The scorecard's words: TTT's signed delta reads "better" when TTT lowered the bpb and "worse" when it raised it."""
+
+from golf.scorecard import scorecard, ttt_delta_phrase
+
+
+def ttt_metrics(ttt_bpb: float, no_ttt_bpb: float, **extra) -> dict:
+    return {"status": "ok", "val_bpb": ttt_bpb, "ttt_val_bpb": ttt_bpb, "no_ttt_val_bpb": no_ttt_bpb,
+            "ttt_delta_bpb": ttt_bpb - no_ttt_bpb, "ttt_time_s": 3.0, **extra}
+
+
+def delta_line(card: str) -> str:
+    return next(line for line in card.splitlines() if line.startswith("TTT delta"))
+
+
+def test_ttt_that_lowers_the_bpb_reads_better_with_a_negative_sign():
+    line = delta_line(scorecard(ttt_metrics(1.50, 1.52)))
+    assert "-0.0200 bpb" in line and "better than" in line and "worse" not in line
+
+
+def test_ttt_that_raises_the_bpb_reads_worse_with_a_positive_sign():
+    line = delta_line(scorecard(ttt_metrics(1.72, 1.52)))
+    assert "+0.2000 bpb" in line and "worse than" in line and "better than" not in line
+
+
+def test_metrics_from_before_the_rename_still_show_the_delta():
+    old = ttt_metrics(1.50, 1.52)
+    old["ttt_gain_bpb"] = old.pop("ttt_delta_bpb")
+    assert "better than" in delta_line(scorecard(old))
+
+
+def test_no_word_gain_anywhere_on_the_scorecard():
+    assert "gain" not in scorecard(ttt_metrics(1.50, 1.52)).lower()
+
+
+def test_zero_delta_is_neither_better_nor_worse():
+    assert ttt_delta_phrase(0.0) == "exactly as good as"
