@@ -67,7 +67,7 @@ def audit_artifact(cfg: GolfConfig, run: RunDir, tracker: WandbRun) -> dict[str,
     eval_time_s = scored_eval_time(path, cfg)
     record = run_audit(lambda: load_model(artifact, device), val, tables, cfg.eval, cfg.ttt, cfg.audit, device,
                        lambda: autocast(cfg.hardware, device), model_bytes=path.stat().st_size,
-                       eval_time_s=eval_time_s, log=run.log)
+                       eval_time_s=eval_time_s, log=run.log, hardware=cfg.hardware.name)
     record.update(artifact_path=str(path), artifact_sha256=artifact.sha256)
     atomic_write_json(run.path / COMPLIANCE_NAME, record)
     run.log(verdict_table(record))

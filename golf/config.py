@@ -172,6 +172,7 @@ def validate(cfg: GolfConfig) -> None:
     _at_least("audit.positions", cfg.audit.positions, 1)
     _at_least("audit.tolerance", cfg.audit.tolerance, 0.0)
     _require(cfg.audit.time_factor > 0, "audit.time_factor", cfg.audit.time_factor, "a number > 0")
+    _at_least("audit.time_budget_s", cfg.audit.time_budget_s, 0.0)
     _require(0 <= cfg.eval.stride < cfg.eval.seq_len, "eval.stride", cfg.eval.stride,
              f"0 (standard) or 1..{cfg.eval.seq_len - 1} (sliding; below eval.seq_len={cfg.eval.seq_len})")
     _at_least("eval.budget_s", cfg.eval.budget_s, 0.0)

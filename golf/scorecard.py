@@ -53,6 +53,9 @@ def scorecard(m: dict[str, Any], run_dir: Path | None = None) -> str:
         rows.append(("ILLEGAL TTT bpb", f"{illegal:.4f}   <-- adapted before scoring: NOT a score, never val_bpb"))
     if "compliant" in m:
         rows.append(("audit", "PASS (every check)" if m["compliant"] else "FAIL   <-- see compliance.json"))
+        if m.get("audit_time_judged") is False and m.get("audit_time_budget_s") is not None:
+            rows.append(("eval time budget", f"{m['audit_time_budget_s']:.0f} s, reported, not judged: the challenge's "
+                                             f"budget is for 8xH100 (compliance.json, eval_time)"))
     if m.get("artifact_bytes") is not None:
         rows.append(("artifact", f"{m['artifact_bytes']:,} bytes = {m['model_bytes']:,} model + {m['code_bytes']:,} "
                                  f"code, of {m['artifact_limit_bytes']:,} ({m['artifact_bytes'] / m['artifact_limit_bytes']:.1%})"))

@@ -289,6 +289,25 @@ def test_budgets(base, data):
     assert slower["compliant"] and "artifact_bytes" not in slower["checks"]  # no size given: not checked
 
 
+def test_time_is_judged_only_on_the_challenges_hardware(base, data):
+    """The 600 s budget is the challenge's for 8xH100: elsewhere the time is reported against a declared (or scaled)
+    budget, marked INFO in the verdict table, and never makes the audit fail."""
+    make = lambda: copy.deepcopy(base)  # noqa: E731
+    on_cpu = audit(make, data, eval_time_s=3000.0, hardware="cpu")
+    check = on_cpu["checks"]["eval_time"]
+    assert on_cpu["compliant"] and check["judged"] is False and check["within_budget"] is False
+    assert check["budget_kind"] == "scaled" and "not judged on hardware=cpu" in check["reason"]
+    line = next(row for row in verdict_table(on_cpu).splitlines() if row.startswith("eval_time"))
+    assert line.split()[1] == "INFO" and "COMPLIANT" in verdict_table(on_cpu).splitlines()[-1]
+    declared = audit(make, data, audit_cfg=replace(AUDIT, time_budget_s=4000.0), eval_time_s=3000.0, hardware="cpu")
+    assert declared["checks"]["eval_time"]["allowed_s"] == 4000.0
+    assert declared["checks"]["eval_time"]["budget_kind"] == "declared"
+    assert declared["checks"]["eval_time"]["within_budget"] is True
+    on_h100s = audit(make, data, audit_cfg=replace(AUDIT, time_budget_s=4000.0), eval_time_s=3000.0,
+                     hardware="8xh100")
+    assert not on_h100s["compliant"] and failed(on_h100s) == {"eval_time"}  # a declared budget never loosens it
+
+
 def test_a_slice_of_one_ttt_chunk_is_flagged():
     assert slice_warnings(300, TTTConfig()) == []
     assert slice_warnings(300, TTTConfig(protocol="score_first", chunk_tokens=64)) == []

@@ -34,3 +34,11 @@ def test_no_word_gain_anywhere_on_the_scorecard():
 
 def test_zero_delta_is_neither_better_nor_worse():
     assert ttt_delta_phrase(0.0) == "exactly as good as"
+
+
+def test_an_unjudged_time_budget_is_said_next_to_the_audit_verdict():
+    card = scorecard({"status": "ok", "val_bpb": 1.5, "compliant": True, "audit_time_judged": False,
+                      "audit_time_budget_s": 1200.0})
+    assert "PASS" in card and "1200 s, reported, not judged" in card
+    assert "not judged" not in scorecard({"status": "ok", "val_bpb": 1.5, "compliant": True,
+                                          "audit_time_judged": True, "audit_time_budget_s": 600.0})

@@ -265,17 +265,34 @@ def check_artifact_size(model_bytes: Optional[int], ttt: bool = False) -> Option
         "artifact_bytes", "model_bytes", "code_bytes", "artifact_limit_bytes")}})
 
 
+CHALLENGE_HARDWARE = "8xh100"  # the machine the challenge's evaluation budget (eval.budget_s, 600 s) is set for
+
+
 def check_eval_time(eval_time_s: Optional[float], slice_time_s: float, slice_tokens: int, eval_cfg: EvalConfig,
-                    audit_cfg: AuditConfig) -> CheckResult:
-    allowed = eval_cfg.budget_s * audit_cfg.time_factor
+                    audit_cfg: AuditConfig, hardware: str = CHALLENGE_HARDWARE) -> CheckResult:
+    """The evaluation time against a budget. Judged (PASS/FAIL) only on the challenge's machine, against
+    eval.budget_s * audit.time_factor. On any other hardware the challenge's budget says nothing about the method, so
+    the time is reported against a declared budget (audit.time_budget_s) or else the scaled one, marked as such, and
+    never fails the audit ("judged": false)."""
     if eval_time_s is not None:
         seconds, source = eval_time_s, "the scored run's evaluation time"
     else:
         seconds, source = slice_time_s, f"the audit's own run on its {slice_tokens:,}-token slice only"
-    ok = seconds <= allowed
-    reason = f"{seconds:.1f} s {'<=' if ok else '>'} {allowed:.1f} s allowed ({source})"
-    return CheckResult("eval_time", ok, {"reason": reason, "seconds": seconds, "allowed_s": allowed,
-                                         "source": source, "time_factor": audit_cfg.time_factor})
+    judged = hardware == CHALLENGE_HARDWARE
+    if judged or audit_cfg.time_budget_s <= 0:
+        allowed, kind = eval_cfg.budget_s * audit_cfg.time_factor, "eval.budget_s x audit.time_factor"
+    else:
+        allowed, kind = audit_cfg.time_budget_s, "audit.time_budget_s, declared for this hardware"
+    within = seconds <= allowed
+    reason = f"{seconds:.1f} s {'<=' if within else '>'} {allowed:.1f} s allowed ({source})"
+    if not judged:
+        reason = (f"not judged on hardware={hardware}: {seconds:.1f} s {'within' if within else 'over'} a budget of "
+                  f"{allowed:.1f} s ({kind}; the challenge's {eval_cfg.budget_s:.0f} s is for hardware="
+                  f"{CHALLENGE_HARDWARE}) ({source})")
+    return CheckResult("eval_time", within or not judged, {
+        "reason": reason, "seconds": seconds, "allowed_s": allowed, "source": source,
+        "time_factor": audit_cfg.time_factor, "judged": judged, "within_budget": within, "hardware": hardware,
+        "budget_kind": "challenge" if judged else ("declared" if kind.startswith("audit.time_budget_s") else "scaled")})
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -293,6 +310,7 @@ def run_audit(
     model_bytes: Optional[int] = None,
     eval_time_s: Optional[float] = None,
     log: Callable[[str], None] = print,
+    hardware: str = CHALLENGE_HARDWARE,
 ) -> dict:
     """The compliance record (compliance.json): every check run on the first audit.tokens validation tokens with
     the scored run's eval and ttt settings; compliant only when every check that ran passed."""
@@ -321,7 +339,7 @@ def run_audit(
         check_score_before_update(evaluation.ledger),
         check_single_pass(evaluation, windows),
         check_artifact_size(model_bytes, ttt_cfg.protocol != "none"),
-        check_eval_time(eval_time_s, reference.time_s, len(tokens), eval_cfg, audit_cfg),
+        check_eval_time(eval_time_s, reference.time_s, len(tokens), eval_cfg, audit_cfg, hardware),
     ]
     checks = [c for c in checks if c is not None]
     warnings = slice_warnings(len(tokens), ttt_cfg)
@@ -372,8 +390,15 @@ def verdict_table(record: dict) -> str:
     checks = record["checks"]
     width = max(len(name) for name in checks)
     lines = ["golf audit", "-" * 10]
-    lines += [f"{name:<{width}}  {'PASS' if c['passed'] else 'FAIL'}  {c['reason']}" for name, c in checks.items()]
+    lines += [f"{name:<{width}}  {_mark(c)}  {c['reason']}" for name, c in checks.items()]
     verdict = "COMPLIANT" if record["compliant"] else "NOT COMPLIANT"
     lines.append(f"{'verdict':<{width}}  {verdict}" + ("   (illegal protocol)" if record["illegal_protocol"] else ""))
     lines += [f"WARNING: {w}" for w in record.get("warnings", [])]
     return "\n".join(lines)
+
+
+def _mark(check: dict) -> str:
+    """PASS / FAIL, or INFO for a check reported but not judged (the evaluation time off the challenge's hardware)."""
+    if check.get("judged") is False:
+        return "INFO"
+    return "PASS" if check["passed"] else "FAIL"

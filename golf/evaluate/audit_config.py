@@ -10,3 +10,6 @@ class AuditConfig:
     positions: int = 4  # C1: how many cut points t (inside chunks and at chunk edges)
     tolerance: float = 0.0  # C1: allowed |NLL change| at positions <= t (0: exact, right on CPU in fp32)
     time_factor: float = 1.0  # budget check: eval time allowed = eval.budget_s * time_factor (slower hardware)
+    # The time check is judged (PASS/FAIL) only on hardware=8xh100, the challenge's machine; elsewhere it is reported,
+    # never failed, against this budget when > 0 (declared for the hardware), else eval.budget_s * time_factor.
+    time_budget_s: float = 0.0

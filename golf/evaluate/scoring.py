@@ -101,9 +101,12 @@ def score_artifact_file(cfg: GolfConfig, path: Path, data: PreparedData, device:
         from golf.evaluate.audit_checks import run_audit, verdict_table
 
         compliance = run_audit(fresh_model, val, tables, cfg.eval, cfg.ttt, cfg.audit, device, autocast,
-                               model_bytes=path.stat().st_size, eval_time_s=eval_time, log=log)
+                               model_bytes=path.stat().st_size, eval_time_s=eval_time, log=log,
+                               hardware=cfg.hardware.name)
         log(verdict_table(compliance))
-        metrics.update(compliance=compliance, compliant=compliance["compliant"])
+        timing = compliance["checks"]["eval_time"]
+        metrics.update(compliance=compliance, compliant=compliance["compliant"], audit_time_judged=timing["judged"],
+                       audit_time_budget_s=timing["allowed_s"])
     return metrics
 
 
