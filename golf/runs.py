@@ -30,6 +30,7 @@ class LoggerConfig:
     entity: Optional[str] = None
     group: Optional[str] = None
     tags: list[str] = field(default_factory=list)
+    log_artifact: bool = False  # also upload artifact.golf as a W&B Artifact (sha256 and size in its metadata)
 
 
 # Environment variables whose values are secrets (WANDB_API_KEY, HF_TOKEN, AWS_SECRET_ACCESS_KEY, ...): their values
