@@ -278,3 +278,54 @@ def test_a_pickle_payload_is_never_unpickled(tmp_path: Path, good_bytes: bytes) 
         message = refusal(tmp_path, data)
         assert names_file_and_reason(message, tmp_path, "outside|not a golf artifact|do not match"), message
     assert not marker.exists()
+
+
+# --- hostile files: whatever a file declares, loading it is bounded and ends in the one-paragraph error ---
+
+BOMB_BYTES = 256 << 20  # what the bombs below inflate to
+
+
+def bomb(compressor: str) -> bytes:
+    """BOMB_BYTES of zeros compressed in one stream (a few hundred KB at most), built without holding them."""
+    chunk = bytes(1 << 20)
+    if compressor == "zstd":
+        import zstandard
+        stream = zstandard.ZstdCompressor(level=1, write_content_size=False).compressobj()
+        parts = [stream.compress(chunk) for _ in range(BOMB_BYTES // len(chunk))]
+        return b"".join(parts) + stream.flush()
+    stream = zlib.compressobj(9) if compressor == "zlib" else __import__("lzma").LZMACompressor(preset=1)
+    return b"".join(stream.compress(chunk) for _ in range(BOMB_BYTES // len(chunk))) + stream.flush()
+
+
+@pytest.mark.parametrize("compressor", ["zstd", "zlib", "lzma"])
+def test_a_decompression_bomb_stops_at_the_declared_size(tmp_path: Path, good_bytes: bytes, compressor: str) -> None:
+    import tracemalloc
+
+    blob = bomb(compressor)
+    assert len(blob) < BOMB_BYTES // 100
+    data = framed({**good_header(good_bytes), "compressor": compressor, "payload_bytes": 1000}, blob)
+    tracemalloc.start()
+    try:
+        message = refusal(tmp_path, data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert names_file_and_reason(message, tmp_path, "more bytes than the header's payload_bytes"), message
+    assert peak < len(data) + (64 << 20), f"loading a {len(data):,}-byte bomb peaked at {peak:,} bytes"
+
+
+def test_a_header_may_not_declare_more_than_the_ceilings(tmp_path: Path, good_bytes: bytes) -> None:
+    from golf.quant.artifact import MAX_HEADER_BYTES, MAX_PAYLOAD_BYTES
+
+    message = refusal(tmp_path, framed({**good_header(good_bytes), "payload_bytes": MAX_PAYLOAD_BYTES + 1}))
+    assert names_file_and_reason(message, tmp_path, "golf reads at most"), message
+    message = refusal(tmp_path, MAGIC + struct.pack("<Q", MAX_HEADER_BYTES + 1) + bytes(MAX_HEADER_BYTES + 8))
+    assert names_file_and_reason(message, tmp_path, "more than the"), message
+
+
+def test_a_deeply_nested_header_is_refused_not_a_recursion_error(tmp_path: Path) -> None:
+    depth = 100_000
+    message = refusal(tmp_path, framed(b"[" * depth + b"]" * depth))
+    assert names_file_and_reason(message, tmp_path, "nests too deeply"), message
+    message = refusal(tmp_path, framed(b'{"a":' * depth + b"1" + b"}" * depth))
+    assert names_file_and_reason(message, tmp_path, "nests too deeply"), message

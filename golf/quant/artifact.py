@@ -49,6 +49,11 @@ VERSION = 1
 _PREFIX = struct.Struct("<8sQ")
 _VALUE_DTYPES = {"int": np.dtype("<i1"), "fp16": np.dtype("<f2"), "fp32": np.dtype("<f4")}
 _SCALE_DTYPE = np.dtype("<f2")
+# Ceilings a header may declare: a hostile file must not make golf allocate without bound. The largest artifact a
+# 16 MB budget allows decodes to well under 1 GiB (one byte per weight, fp32 passthrough at most).
+MAX_HEADER_BYTES = 1 << 24
+MAX_PAYLOAD_BYTES = 1 << 30
+_FEED_BYTES = 1 << 10  # compressed bytes fed at a time: one zstd/zlib/xz step cannot inflate past ~32 MiB
 _ENTRY_KEYS = ("name", "shape", "dtype", "category", "encoding", "bits", "per_row", "offset", "nbytes",
                "scale_offset", "scale_nbytes")
 
@@ -104,25 +109,32 @@ def _compress(payload: bytes, compressor: str, level: int) -> bytes:
 
 
 def _decompress(blob: bytes, compressor: str, limit: int) -> bytes:
-    """The payload, at most limit + 1 bytes of it; raises on truncated streams and trailing bytes."""
+    """The payload, never more than `limit` bytes of it however the stream is crafted: the compressed bytes are fed
+    a little at a time and decompression stops as soon as the output passes the limit. Raises ValueError on
+    truncated streams, trailing bytes and streams longer than the limit."""
     if compressor == "none":
         return blob
     if compressor == "zlib":
         stream = zlib.decompressobj()
-        out = stream.decompress(blob, limit + 1)
+        step = lambda chunk: stream.decompress(chunk, limit + 1)  # noqa: E731
     elif compressor == "lzma":
         stream = lzma.LZMADecompressor()
-        out = stream.decompress(blob, limit + 1)
+        step = lambda chunk: stream.decompress(chunk, limit + 1)  # noqa: E731
     elif compressor == "zstd":
         stream = zstandard.ZstdDecompressor().decompressobj()
-        out = stream.decompress(blob)
+        step = stream.decompress  # no output cap of its own: the small feed bounds each step
     else:
         raise ValueError(f"unknown compressor {compressor!r}; expected zlib, zstd, lzma or none")
-    if len(out) > limit:
-        raise ValueError("it holds more bytes than the header's payload_bytes")
-    if not stream.eof or stream.unused_data:
+    parts, produced, fed = [], 0, 0
+    while fed < len(blob) and not stream.eof:
+        parts.append(step(blob[fed: fed + _FEED_BYTES]))  # zlib and xz also stop at limit + 1 bytes themselves
+        fed += _FEED_BYTES
+        produced += len(parts[-1])
+        if produced > limit:
+            raise ValueError(f"it holds more bytes than the header's payload_bytes ({limit:,})")
+    if not stream.eof or stream.unused_data or fed < len(blob):
         raise ValueError("the compressed stream is truncated or followed by extra bytes")
-    return out
+    return b"".join(parts)
 
 
 def _encode(name: str, tensor: Tensor, cfg: QuantConfig) -> tuple[dict[str, Any], bytes, bytes]:
@@ -232,10 +244,16 @@ def _unframe(data: bytes, source: str) -> tuple[dict[str, Any], bytes]:
     if header_len > len(data) - _PREFIX.size:
         raise ArtifactError(f"{source}: header length {header_len} goes beyond the end of the file "
                             f"({len(data)} bytes): the file is truncated or corrupted")
+    if header_len > MAX_HEADER_BYTES:
+        raise ArtifactError(f"{source}: the header claims {header_len:,} bytes, more than the {MAX_HEADER_BYTES:,} "
+                            "a golf artifact may have: damaged or not a golf artifact")
     try:
         header = json.loads(data[_PREFIX.size:_PREFIX.size + header_len].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ArtifactError(f"{source}: the header is not valid UTF-8 JSON ({e})") from e
+    except RecursionError:  # JSON nested thousands of levels deep: no golf header looks like that
+        raise ArtifactError(f"{source}: the header nests too deeply to be a golf artifact's: damaged or hostile") \
+            from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ArtifactError(f"{source}: the header does not describe a {FORMAT!r} file")
     if header.get("version") != VERSION:
@@ -244,6 +262,9 @@ def _unframe(data: bytes, source: str) -> tuple[dict[str, Any], bytes]:
                       ("payload_bytes", int), ("payload_sha256", str), ("tensors", list)):
         if not isinstance(header.get(key), kind):
             raise ArtifactError(f"{source}: header key {key!r} is missing or not a {kind.__name__}")
+    if not 0 <= header["payload_bytes"] <= MAX_PAYLOAD_BYTES:
+        raise ArtifactError(f"{source}: the header declares a payload of {header['payload_bytes']:,} bytes; golf "
+                            f"reads at most {MAX_PAYLOAD_BYTES:,}: damaged or hostile")
     compressor = header["compressor"]
     if compressor not in ("zlib", "zstd", "lzma", "none"):
         raise ArtifactError(f"{source}: unknown compressor {compressor!r}; expected zlib, zstd, lzma or none")
