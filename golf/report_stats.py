@@ -2,11 +2,11 @@
 
 A configuration is a job's command-line overrides minus `seed=...` and `hydra...` overrides, as a sorted tuple: the
 seeds of one configuration are its repeats. Jobs are read from the run directories below the sweep directory
-(overrides.yaml, config.yaml, metrics.json, metrics.jsonl; DESIGN.md). Only jobs whose status is "ok" or
+(overrides.yaml, config.yaml, metrics.json, metrics.jsonl; README.md). Only jobs whose status is "ok" or
 "over_budget" enter the statistics; "diverged" and "failed" jobs (and jobs without a readable metrics.json, which
 count as failed) are counted and never averaged in.
 
-The comparison follows the record bar of FACTS.md: a row is a record when its mean val_loss is at least 0.005 nats
+The comparison follows the record bar in docs/rules.md: a row is a record when its mean val_loss is at least 0.005 nats
 below the baseline's AND the one-sided Welch's t-test (scipy.stats.ttest_ind, equal_var=False,
 alternative="less": H1 = the row's val_loss is lower than the baseline's) gives p < 0.01. With fewer than two scored
 jobs on either side there is no test: p is None and the row is no record. A row with over-budget artifacts is in the
@@ -31,7 +31,7 @@ from golf.errors import GolfError
 STATUSES = ("ok", "diverged", "failed", "over_budget")
 SCORED = ("ok", "over_budget")  # the statuses whose numbers enter the statistics
 HEADLINE_METRICS = ("val_bpb", "val_loss")
-RECORD_MARGIN_NATS = 0.005  # FACTS.md: a record beats the best score by at least 0.005 nats ...
+RECORD_MARGIN_NATS = 0.005  # docs/rules.md: a record beats the best score by at least 0.005 nats ...
 RECORD_P = 0.01  # ... with p < 0.01 (Welch's t-test over seeds)
 JOB_FILES = ("overrides.yaml", "config.yaml", "metrics.json", "metrics.jsonl", "train.log")
 
