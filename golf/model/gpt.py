@@ -1,4 +1,4 @@
-"""The baseline GPT of the Parameter Golf challenge (FACTS.md), every dimension from ModelConfig.
+"""The baseline GPT of the Parameter Golf challenge (docs/rules.md), every dimension from ModelConfig.
 
 Read top to bottom: the config, the small modules (linear layer, rotary embedding, attention, block), the model,
 then the closed-form parameter count. The record stack's options live in their own modules beside this one: mlp.py
