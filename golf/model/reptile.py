@@ -10,8 +10,8 @@ torch.distributed the step theta' - theta is averaged over ranks, so every rank 
 control tensors). The research entries meta-learned the TTT parameters this way (-0.011 bpb with SmearGate models).
 
 Compliance: the audit's warning applies. An entry that shaped weights toward the validation set by meta-learning was
-judged non-compliant (FACTS.md). This class only ever sees the batches of the callable it is given; golf passes it
-training batches and never validation data (DESIGN.md: validation never reaches meta-learning).
+judged non-compliant (docs/rules.md). This class only ever sees the batches of the callable it is given; golf passes it
+training batches and never validation data (docs/rules.md: validation never reaches meta-learning).
 """
 
 from __future__ import annotations
