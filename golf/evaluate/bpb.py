@@ -1,4 +1,4 @@
-"""Exact val_bpb, FACTS.md's formula: sum of NLL (nats) / (ln 2 * sum of bytes), both sums in float64.
+"""Exact val_bpb, the formula of docs/bpb.md: sum of NLL (nats) / (ln 2 * sum of bytes), both sums in float64.
 
 bytes_i = base[y_i] + (has_leading_space[y_i] and not is_boundary[x_i]) for target y_i after token x_i; boundary
 tokens (BOS, control, unknown) count 0 bytes but their loss still counts. Which targets are scored and with what
@@ -34,7 +34,7 @@ def bits_per_byte(nll_sum: float, byte_sum: float) -> float:
 
 
 class ByteCounter:
-    """FACTS.md's byte tables on the evaluation device."""
+    """The byte tables of docs/bpb.md on the evaluation device."""
 
     def __init__(self, tables: ByteTables, device: torch.device):
         self.base = torch.as_tensor(tables.base_bytes, dtype=torch.int64, device=device)
