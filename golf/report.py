@@ -4,7 +4,7 @@ and plots.
 DIR is a multirun's sweep directory (outputs/sweeps/<stamp>_<name>/) whose sub-directories are the jobs' run
 directories. Jobs are grouped into configurations (the overrides minus seed); each row has the job counts, mean and
 sample std over seeds of val_bpb, val_loss and the asked metrics, the deltas of the means against the baseline row,
-the one-sided Welch's t-test p-value of val_loss (H1: lower than the baseline's) and the record flag (FACTS.md:
+the one-sided Welch's t-test p-value of val_loss (H1: lower than the baseline's) and the record flag (docs/rules.md:
 at least 0.005 nats lower with p < 0.01). Statistics: golf/report_stats.py; plots: golf/report_plots.py.
 
 Written into DIR, each atomically: summary.csv, summary.md and the PNG plots that apply. The Hydra multirun-end
