@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 from golf.atomic import atomic_write_json
 
-# the challenge's baseline on 8xH100 (FACTS.md): 524,288 tokens a step in 43.5 ms over 8 GPUs
+# the challenge's baseline on 8xH100 (docs/rules.md): 524,288 tokens a step in 43.5 ms over 8 GPUs
 REFERENCE_TOKENS_PER_S_PER_GPU = 524_288 / 0.0435 / 8
 OVERHEAD_TARGET = 1.05  # golf's loop within 5% of the bare loop
 TTT_TARGET = 1.15  # TTT within 15% of its arithmetic minimum
