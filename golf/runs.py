@@ -1,4 +1,4 @@
-"""The run directory: config.yaml, overrides.yaml, git.txt, train.log, metrics.jsonl, metrics.json (DESIGN.md)."""
+"""The run directory: config.yaml, overrides.yaml, git.txt, train.log, metrics.jsonl, metrics.json (README.md)."""
 
 from __future__ import annotations
 
