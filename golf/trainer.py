@@ -1,6 +1,6 @@
 """The training loop: fixed global batch, wall-clock cap, warm-down, priming steps, divergence stop.
 
-Semantics follow the challenge's script (FACTS.md): gradient accumulation to a fixed number of tokens a step, Muon
+Semantics follow the challenge's script (docs/rules.md): gradient accumulation to a fixed number of tokens a step, Muon
 momentum warmed up, the learning rate decayed linearly over the last stretch (of iterations or of the wall clock,
 whichever ends first), priming steps run and thrown away (they warm up compiled kernels), and training time
 counted without the time spent on validation.
