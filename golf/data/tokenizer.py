@@ -116,7 +116,7 @@ class ByteTables:
 
 
 def byte_tables(sp: spm.SentencePieceProcessor, vocab_size: int) -> ByteTables:
-    """FACTS.md's tables; ids past the tokenizer (a model's vocab may be padded) are boundary tokens of 0 bytes."""
+    """docs/bpb.md's tables; ids past the tokenizer (a model's vocab may be padded) are boundary tokens of 0 bytes."""
     n_pieces = sp.get_piece_size()
     table_size = max(n_pieces, vocab_size)
     base_bytes = np.zeros(table_size, dtype=np.int32)
