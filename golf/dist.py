@@ -1,5 +1,5 @@
 """Everything distributed in one place: rank and world, process-group set-up and teardown, the small collectives the
-job needs, and the torchrun launch (DESIGN.md, "Hydra and torchrun").
+job needs, and the torchrun launch (README.md "Distributed"; docs/architecture.md).
 
 Hydra stays outside torchrun. A job with hardware.nproc_per_node > 1 (or hardware.nnodes > 1) composes and validates
 once, writes config.yaml into its run directory and starts
