@@ -78,7 +78,7 @@ def stream(batch: int = 2, length: int = 24, seed: int = 1) -> torch.Tensor:
 # --- defaults: the baseline, exactly -------------------------------------------------------------------------------
 
 def reference_forward(model: GPT, ids: torch.Tensor) -> torch.Tensor:
-    """The baseline's forward written out once more (FACTS.md), from the model's own weights."""
+    """The baseline's forward written out once more (docs/rules.md), from the model's own weights."""
     def norm(t):
         return F.rms_norm(t, (t.size(-1),))
 
