@@ -1,4 +1,4 @@
-"""Distributed runs (DESIGN.md, "Hydra and torchrun"): config checks and the torchrun command (fast), and end to end
+"""Distributed runs (README.md "Distributed"): config checks and the torchrun command (fast), and end to end
 with 2 gloo processes on CPU against 1 process (slow: each 2-process job pays torch's start-up twice)."""
 
 from __future__ import annotations
