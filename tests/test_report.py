@@ -1,5 +1,5 @@
 """golf.report: a sweep's jobs grouped by configuration, statistics against numpy/scipy on hand-made numbers, the
-baseline, the record bar of FACTS.md, summary.csv / summary.md, and the command's errors (exit code 2)."""
+baseline, the record bar of docs/rules.md, summary.csv / summary.md, and the command's errors (exit code 2)."""
 
 from __future__ import annotations
 
