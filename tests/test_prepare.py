@@ -112,7 +112,7 @@ def test_tokenizer_is_trained_on_train_documents_only(prepared, corpus, tmp_path
 
 
 def test_validation_bytes_equal_the_decoded_documents(prepared):
-    """FACTS.md's byte count over the whole validation stream is exactly the UTF-8 size of the decoded documents."""
+    """docs/bpb.md's byte count over the whole validation stream is exactly the UTF-8 size of the decoded documents."""
     cfg, data, _ = prepared
     sp = load_tokenizer(data.tokenizer_path)
     tables = byte_tables(sp, cfg.vocab_size)
