@@ -1,4 +1,4 @@
-"""The bpb formula of FACTS.md, on hand-made cases and on a model whose losses are known."""
+"""The bpb formula of docs/bpb.md, on hand-made cases and on a model whose losses are known."""
 
 from __future__ import annotations
 
