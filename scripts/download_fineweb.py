@@ -22,7 +22,7 @@ REPO_ID = "willdepueoai/parameter-golf"
 DATASET_DIR = "datasets/fineweb10B_sp1024"
 TOKENIZER_FILE = "tokenizers/fineweb_1024_bpe.model"
 DEFAULT_TRAIN_SHARDS = 80  # the full set; fewer is enough for short runs
-VAL_TOKENS = 62_021_632  # FACTS.md: the sp1024 validation set's size, a fingerprint of a correct download
+VAL_TOKENS = 62_021_632  # docs/data-format.md: the sp1024 validation set's size, a fingerprint of a correct download
 
 
 def remote_files(train_shards: int) -> list[str]:
