@@ -25,7 +25,8 @@ from typing import Any, Optional, Sequence
 from golf.atomic import atomic_write_text
 from golf.errors import GolfError
 from golf.report_stats import (
-    RECORD_MARGIN_NATS, RECORD_P, ReportError, Summary, format_value, parse_baseline, summarize,
+    NO_TTT_LABEL, RECORD_MARGIN_NATS, RECORD_P, ReportError, Summary, format_value, freeze_warnings, parse_baseline,
+    summarize,
 )
 
 CSV_NAME = "summary.csv"
@@ -124,8 +125,9 @@ def render_markdown(summary: Summary, plots: Sequence[Path] = ()) -> str:
         f"# Sweep report: `{summary.sweep_dir}`",
         "",
         f"{n_jobs} jobs: {counts['ok']} ok, {counts['diverged']} diverged, {failed}, "
-        f"{counts['over_budget']} over budget. {len(summary.rows)} configurations"
-        + (f", varying {', '.join(f'`{k}`' for k in summary.keys)}" if summary.keys else "") + ".",
+        f"{counts['over_budget']} over budget. {sum(not r.get('reference') for r in summary.rows)} configurations"
+        + (f", varying {', '.join(f'`{k}`' for k in summary.keys)}" if summary.keys else "")
+        + (f", and the {NO_TTT_LABEL} row" if any(r.get("reference") for r in summary.rows) else "") + ".",
         "",
         f"Baseline: **{_md(base['label'])}** (marked ◀ in the table).",
         "",
@@ -140,6 +142,12 @@ def render_markdown(summary: Summary, plots: Sequence[Path] = ()) -> str:
         f"record? yes = mean val_loss at least {RECORD_MARGIN_NATS} nats below the baseline's with p < {RECORD_P} "
         "and no artifact over budget.",
     ]
+    if any(r.get("reference") for r in summary.rows):
+        lines += ["", f"{NO_TTT_LABEL}: every configuration of this sweep runs TTT, so the reference is each artifact "
+                  "the sweep trained, scored without TTT on the same windows (every TTT job measures it: "
+                  "no_ttt_val_bpb in metrics.json); n counts distinct artifacts."]
+    for note in freeze_warnings(summary):
+        lines += ["", f"⚠ {note}"]
     if any(r["over_budget"] for r in summary.rows):
         lines += ["", "⚠ marks configurations with an artifact over the 16,000,000-byte limit: in the statistics, "
                   "never a record."]
@@ -175,6 +183,8 @@ def _table(summary: Summary) -> list[str]:
             _p(row["p_value"]), record,
             *[_pm_auto(row[f"{m}_mean"], row[f"{m}_std"]) for m in extra],
         ]
+        if row.get("reference"):  # no key is set: the first key column names the row
+            cells[1] = _md(row["label"])
         if row["baseline"]:
             cells[1:1 + len(keys)] = [f"**{c}**" if c else c for c in cells[1:1 + len(keys)]]
         lines.append("| " + " | ".join(cells) + " |")

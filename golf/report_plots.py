@@ -111,6 +111,8 @@ def chunk_curves(summary: Summary) -> list[tuple[Row, np.ndarray, np.ndarray, in
     """Per configuration with TTT chunk records: (row, chunk indices, mean chunk bpb over seeds, seeds used)."""
     out = []
     for row, group in zip(summary.rows, summary.groups):
+        if group.reference:  # the "no TTT" row: its jobs' chunk records are their TTT's, not its own
+            continue
         per_job = [c for c in (job.chunk_bpb() for job in group.scored) if c]
         if not per_job:
             continue
@@ -234,6 +236,10 @@ def plot_heatmap(summary: Summary, path: Path) -> None:
     lrs = sorted({r["ttt.lr"] for r in rows}, key=value_sort_key)
     freezes = sorted({r["ttt.freeze"] for r in rows}, key=value_sort_key)
     means = [r["val_bpb_mean"] for r in rows if r["val_bpb_mean"] is not None]
+    base = summary.baseline_row
+    reference = base["val_bpb_mean"] if base.get("ttt.lr") is None else None  # not a cell: a line on the colour bar
+    if reference is not None:
+        means.append(reference)
     vmin, vmax = (min(means), max(means)) if means else (0.0, 1.0)
     if vmax - vmin < 1e-12:
         vmin, vmax = vmin - 1e-3, vmax + 1e-3
@@ -286,12 +292,14 @@ def plot_heatmap(summary: Summary, path: Path) -> None:
             ax.set_xlabel(key_label("ttt.lr"))
             ax.set_title(_series_label(others, values) if others else "", fontsize=10)
         axes[0].set_ylabel(key_label("ttt.freeze"))
-        if image is not None:
-            fig.colorbar(image, ax=list(axes), label="mean " + BPB_LABEL, shrink=0.9)
         note = "red outline: best cell; hatched: no scored seed"
-        base = summary.baseline_row
-        if base.get("ttt.lr") is None and base["val_bpb_mean"] is not None:
-            note = f"baseline ({base['label']}): {base['val_bpb_mean']:.4f}; " + note
+        if image is not None:
+            bar = fig.colorbar(image, ax=list(axes), label="mean " + BPB_LABEL, shrink=0.9)
+            if reference is not None:  # where the baseline sits on the colour scale
+                bar.ax.axhline(reference, color="red", linestyle="--", linewidth=2.0)
+                bar.ax.text(-0.1, reference, "baseline ", transform=bar.ax.get_yaxis_transform(), ha="right",
+                            va="center", fontsize=8.5, color="red")
+                note = f"red dash on the colour bar: {base['label']}, {reference:.4f}; " + note
         fig.suptitle("Mean val_bpb over ttt.freeze × ttt.lr (lower is better)")
         fig.supxlabel(note, fontsize=9, color="0.35")  # under the axes labels, inside the layout
         _save(fig, path)

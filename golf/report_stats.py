@@ -81,6 +81,19 @@ class Job:
             return float(value)
         return None
 
+    def without_ttt(self, metric: str) -> Optional[float]:
+        """val_bpb / val_loss of this job's artifact scored without TTT, which every TTT job measures on the same
+        windows (no_ttt_*; runs from before that key: sliding_* when sliding windows ran, else quant_*). None for a
+        job that did not run TTT or another metric."""
+        m = self.metrics or {}
+        if metric not in HEADLINE_METRICS or m.get("ttt_val_bpb") is None and m.get("no_ttt_val_bpb") is None:
+            return None
+        windows = "sliding" if m.get("sliding_val_bpb") is not None else "quant"
+        for key in (f"no_ttt_{metric}", f"{windows}_{metric}"):
+            if key in m:
+                return self.number(key)
+        return None
+
     def chunk_bpb(self) -> dict[int, float]:
         """The TTT per-chunk bpb from metrics.jsonl (chunk index -> bpb; a chunk logged twice keeps its last value)."""
         out: dict[int, float] = {}
@@ -256,6 +269,7 @@ class Group:
 
     config: tuple[tuple[str, str], ...]
     jobs: list[Job] = field(default_factory=list)
+    reference: bool = False  # the "no TTT" row made of the TTT jobs' own measurements (NoTTTGroup), not a config
 
     @property
     def settings(self) -> dict[str, Value]:
@@ -281,6 +295,26 @@ class Group:
 
     def has_config(self) -> bool:
         return any(j.config is not None for j in self.jobs)
+
+
+NO_TTT_LABEL = "no TTT (the same artifacts)"
+
+
+class NoTTTGroup(Group):
+    """The reference of a TTT grid that has no configuration without TTT: each artifact the grid trained, scored
+    without TTT on the same windows. Every TTT job measures it; a trained model counts once (jobs sharing an artifact
+    share the number), so n is the number of distinct trainings, normally the seeds."""
+
+    def __init__(self, ttt_jobs: Sequence[Job]):
+        seen: dict[tuple, Job] = {}
+        for job in ttt_jobs:
+            if job.status in SCORED and job.without_ttt("val_bpb") is not None:
+                artifact = (job.metrics or {}).get("artifact_sha256") or job.name
+                seen.setdefault((artifact, job.without_ttt("val_bpb")), job)
+        super().__init__((), list(seen.values()), reference=True)
+
+    def values(self, metric: str) -> list[float]:
+        return [v for v in (j.without_ttt(metric) for j in self.jobs) if v is not None]
 
 
 def group_jobs(jobs: Sequence[Job]) -> tuple[list[Group], list[Job]]:
@@ -376,6 +410,9 @@ def summarize(sweep_dir: str | Path, baseline: Optional[dict[str, Any]] = None,
     names = [*HEADLINE_METRICS, *extra]
     keys = varying_keys(groups)
 
+    reference = no_ttt_reference(groups)
+    if reference is not None:  # the default baseline of a TTT grid; --baseline may still pick another row
+        groups.append(reference)
     base_group = groups[_baseline_position(groups, keys, baseline)]
     rows = [_row(g, keys, names) for g in groups]
     base_row = rows[groups.index(base_group)]
@@ -398,6 +435,31 @@ def summarize(sweep_dir: str | Path, baseline: Optional[dict[str, Any]] = None,
     return Summary(sweep_dir, jobs, groups, rows, keys, names, groups.index(base_group), unknown)
 
 
+def no_ttt_reference(groups: Sequence[Group]) -> Optional[NoTTTGroup]:
+    """The "no TTT" row for a sweep whose every configuration runs TTT and whose TTT jobs recorded the score without
+    it; None when some configuration has no TTT (it is the reference) or nothing was recorded."""
+    if any(_without_ttt(g) for g in groups):
+        return None
+    reference = NoTTTGroup([j for g in groups for j in g.jobs])
+    return reference if reference.jobs else None
+
+
+def freeze_warnings(summary: "Summary") -> list[str]:
+    """One line per TTT configuration whose ttt.freeze freezes every block of its model (from config.yaml): only
+    what lies outside the blocks can adapt, or nothing at all."""
+    out = []
+    for row, group in zip(summary.rows, summary.groups):
+        freeze, protocol = group.config_value("ttt.freeze"), group.config_value("ttt.protocol")
+        blocks = group.config_value("model.shared_blocks") or group.config_value("model.num_layers")
+        if group.reference or protocol in (None, "none") or not isinstance(freeze, int) or not isinstance(blocks, int):
+            continue
+        if freeze >= blocks:
+            out.append(f"{row['label']}: ttt.freeze={freeze} freezes every block of the {blocks}-block model; only "
+                       "the parameters outside the blocks (embedding, head, skip weights) can adapt, and none when "
+                       "ttt.params is not `all` or ttt.freeze_embeddings=true.")
+    return out
+
+
 def _row(group: Group, keys: Sequence[str], metrics: Sequence[str]) -> dict[str, Any]:
     settings = group.settings
     row: dict[str, Any] = {k: settings.get(k) for k in keys}
@@ -414,6 +476,9 @@ def _row(group: Group, keys: Sequence[str], metrics: Sequence[str]) -> dict[str,
     for metric in metrics:
         row[f"{metric}_mean"], row[f"{metric}_std"] = mean_std(group.values(metric))
     row["label"] = row_label(row, keys)
+    row["reference"] = group.reference
+    if group.reference:
+        row["config"], row["label"] = "ttt=none (each artifact of the sweep scored without TTT)", NO_TTT_LABEL
     return row
 
 
@@ -448,8 +513,8 @@ def parse_baseline(text: str) -> dict[str, str]:
 def _baseline_position(groups: Sequence[Group], keys: Sequence[str], baseline: Optional[dict[str, Any]]) -> int:
     if baseline:
         return _match_baseline(groups, keys, baseline)
-    for i, group in enumerate(groups):  # default: the first configuration without TTT
-        if _without_ttt(group):
+    for i, group in enumerate(groups):  # default: the first configuration without TTT, or the "no TTT" reference
+        if group.reference or _without_ttt(group):
             return i
     return 0  # else the configuration of the first job
 
@@ -467,6 +532,10 @@ def _without_ttt(group: Group) -> bool:
 
 def _match_baseline(groups: Sequence[Group], keys: Sequence[str], baseline: dict[str, Any]) -> int:
     override_keys = {k for g in groups for k, _ in g.config}
+    if groups[-1].reference and {k: str(v).lower() for k, v in baseline.items()} in ({"ttt": "none"},
+                                                                                   {"ttt.protocol": "none"}):
+        return len(groups) - 1  # --baseline ttt=none: the "no TTT" reference row
+    groups = [g for g in groups if not g.reference]
 
     def value_of(group: Group, key: str) -> Any:
         if key in override_keys:  # a key the sweep's overrides set: a configuration without it does not match

@@ -387,3 +387,67 @@ def test_command_line_exit_code(sweep: Path, tmp_path: Path):
     assert "◀ baseline" in ok.stdout
     bad = golf_command("golf.report", str(tmp_path / "nowhere"), timeout=300)
     assert bad.returncode == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
+
+
+# ------------------------------------------------------------------------------------- a TTT grid's "no TTT" row
+
+
+NO_TTT_LOSS = {1: 3.10, 2: 3.12}  # each seed's artifact scored without TTT (what every TTT job of that seed measures)
+
+
+def make_ttt_grid(root: Path, old_keys: bool = False) -> Path:
+    """freeze {0, 4} x lr {0.01, 0.1} x seeds {1, 2}, every job with TTT, as `sweep=ttt_freeze_lr` on tiny makes."""
+    num = 0
+    for freeze in (0, 4):
+        for lr in (0.01, 0.1):
+            for seed in NO_TTT_LOSS:
+                loss = NO_TTT_LOSS[seed] - 0.01 * freeze * lr - 0.001 * seed
+                without = NO_TTT_LOSS[seed]
+                reference = ({"quant_val_bpb": bpb_of(without), "quant_val_loss": without} if old_keys else
+                             {"no_ttt_val_bpb": bpb_of(without), "no_ttt_val_loss": without,
+                              "quant_val_bpb": bpb_of(without) + 1.0})  # the no_ttt_* keys win over quant_*
+                metrics = ok_metrics(seed, loss, ttt_val_bpb=bpb_of(loss), artifact_sha256=f"sha-of-seed-{seed}",
+                                     **reference)
+                write_job(root, num, [f"seed={seed}", f"ttt.freeze={freeze}", f"ttt.lr={lr}"], metrics=metrics,
+                          config=job_config(seed, "score_first", lr, freeze), chunks=[bpb_of(loss)] * 3)
+                num += 1
+    return root
+
+
+@pytest.mark.parametrize("old_keys", [False, True])
+def test_a_ttt_grid_is_judged_against_the_same_artifacts_without_ttt(tmp_path: Path, old_keys: bool):
+    result = write_report(make_ttt_grid(tmp_path / "grid", old_keys))
+    (reference,) = [r for r in result.rows if r["reference"]]
+    assert reference["baseline"] and result.baseline is reference
+    assert reference["n"] == len(NO_TTT_LOSS)  # one value per trained artifact, not one per TTT job
+    assert reference["val_loss_mean"] == pytest.approx(np.mean(list(NO_TTT_LOSS.values())))
+    assert reference["val_bpb_mean"] == pytest.approx(np.mean([bpb_of(v) for v in NO_TTT_LOSS.values()]))
+    row = row_for(result.rows, 4, 0.1)
+    assert row["delta_val_loss"] == pytest.approx(row["val_loss_mean"] - reference["val_loss_mean"])
+    assert row["delta_val_loss"] < 0 and row["p_value"] is not None
+    assert "Baseline: **no TTT" in result.markdown and "scored without TTT" in result.markdown
+
+
+def test_the_no_ttt_row_is_a_reference_line_in_the_plots_and_can_be_named(tmp_path: Path):
+    grid = make_ttt_grid(tmp_path / "grid")
+    names = {p.name for p in write_report(grid).plot_paths}
+    assert {"bpb_vs_ttt_lr.png", "heatmap_ttt_freeze_lr.png", "ttt_chunk_bpb.png"} <= names
+    from golf.report_plots import chunk_curves
+    from golf.report_stats import summarize
+
+    summary = summarize(grid)
+    assert all(not row["reference"] for row, *_ in chunk_curves(summary))  # its chunks are the TTT jobs' own
+    picked = write_report(grid, baseline="ttt.freeze=0,ttt.lr=0.01")
+    assert not next(r for r in picked.rows if r["reference"])["baseline"]
+    assert next(r for r in write_report(grid, baseline="ttt=none").rows if r["reference"])["baseline"]
+
+
+def test_freezing_every_block_is_warned_about(tmp_path: Path):
+    markdown = write_report(make_ttt_grid(tmp_path / "grid")).markdown
+    warned = [line for line in markdown.splitlines() if "freezes every block" in line]
+    assert len(warned) == 2 and all("ttt.freeze=4" in line for line in warned)  # lr 0.01 and 0.1; freeze 0 is fine
+
+
+def test_a_grid_with_a_ttt_none_configuration_keeps_it_as_the_baseline(sweep: Path):
+    rows = write_report(sweep).rows
+    assert not any(r["reference"] for r in rows) and row_for(rows)["baseline"]
