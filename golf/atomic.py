@@ -1,7 +1,9 @@
 """Atomic file writes: a reader sees the old file or the new one, never half of one.
 
 A write that the file system refuses (permission, read-only, disk full, a file where a folder should be) raises
-golf.errors.OutputError naming the path, and leaves neither a half-written file nor a temporary one behind.
+golf.errors.OutputError naming the path, and leaves neither a half-written file nor a temporary one behind. A writer
+killed mid-write (kill -9) cannot clean up: its temporary file is named .<file>.<host>-<pid>.<random>.tmp, so
+`stale_temp_files` can tell, later, that its writer is gone.
 """
 
 from __future__ import annotations
@@ -9,11 +11,38 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
 from golf.errors import is_write_error, output_error
+
+
+_HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)\.[^.]+\.tmp$")
+
+
+def stale_temp_files(folder: str | os.PathLike, name: re.Pattern[str]) -> list[Path]:
+    """Temporary files in `folder`, of writes to files whose names match `name`, whose writer (a process on this
+    host) no longer runs. Files of writers on other hosts are never listed: their liveness cannot be seen here."""
+    stale = []
+    for path in Path(folder).iterdir() if Path(folder).is_dir() else ():
+        m = _TEMP.match(path.name)
+        if m and name.match(m.group("name")) and m.group("host") == _HOST and not _alive(int(m.group("pid"))):
+            stale.append(path)
+    return stale
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
 
 
 @contextlib.contextmanager
@@ -22,7 +51,7 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}-{os.getpid()}.", suffix=".tmp", dir=path.parent)
     except OSError as err:
         if is_write_error(err):
             raise output_error(err, path) from err

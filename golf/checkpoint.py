@@ -1,10 +1,15 @@
 """Resumable training checkpoints: written atomically, the newest k kept, loaded without unpickling objects.
 
-A checkpoint is one file, <dir>/step_<step>.pt, holding plain containers of tensors, numbers and strings (the
-trainer's state_dict: model, optimizers, data position, hooks, RNG, step and clock). It is written by torch.save to a
-temporary file and renamed into place, so a kill at any moment leaves the previous checkpoints whole. It is read with
+A checkpoint is <dir>/step_<step>.pt, holding plain containers of tensors, numbers and strings (the trainer's
+state_dict: model, optimizers, data position, hooks, RNG, step and clock), and beside it step_<step>.pt.sha256, the
+sha256 of the .pt file's bytes, hashed as they were written. Both are written to temporary files and renamed into
+place, the .pt first, so a kill at any moment leaves the previous checkpoints whole; a .pt without its hash is not a
+checkpoint. On resume the newest checkpoint's bytes are checked against its hash: a damaged one (a flipped bit, a
+truncated file) is refused by name in train.log and the next older whole one is used. It is read with
 torch.load(weights_only=True), whose unpickler accepts only those containers: a file crafted to run code on load is
-refused, naming the file.
+refused, naming the file. A full disk while writing is an OutputError naming the file ("No space left on device"),
+not torch's RuntimeError, and the older checkpoints stay whole. Temporary files of a writer that was killed are
+removed by the next writer on the same host.
 
 The directory is <paths.root>/checkpoints/<cache key>: the key hashes everything that decides the trained weights
 (golf/cache.py), so the same command finds its checkpoints whatever run directory it was given, and a different
@@ -13,6 +18,8 @@ training never picks them up.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import pickle
 import random
 import re
@@ -22,10 +29,32 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from golf.atomic import atomic_open
-from golf.errors import DataError
+from golf.atomic import atomic_open, atomic_write_text, stale_temp_files
+from golf.errors import DataError, is_write_error, output_error
 
 _NAME = re.compile(r"^step_(\d+)\.pt$")
+_ANY_NAME = re.compile(r"^step_\d+\.pt(\.sha256)?$")
+HASH_SUFFIX = ".sha256"
+
+
+class _HashingWriter(io.RawIOBase):
+    """What torch.save writes to: passes the bytes on, hashing them, and keeps the OSError a write raised (torch
+    reports it as a RuntimeError that says nothing of the disk)."""
+
+    def __init__(self, f):
+        self.f, self.digest, self.error = f, hashlib.sha256(), None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        try:
+            written = self.f.write(data)
+        except OSError as err:
+            self.error = err
+            raise
+        self.digest.update(memoryview(data)[:written])
+        return written
 
 
 class Checkpointer:
@@ -41,11 +70,13 @@ class Checkpointer:
         return self.every > 0 and step % self.every == 0
 
     def steps(self) -> list[int]:
-        """Steps of the checkpoints on disk, oldest first (temporary files of an interrupted write are not listed)."""
+        """Steps of the checkpoints on disk, oldest first: a .pt with its hash beside it (temporary files of an
+        interrupted write, and a .pt whose hash was never written, are not checkpoints)."""
         if not self.directory.is_dir():
             return []
-        found = (_NAME.match(p.name) for p in self.directory.iterdir())
-        return sorted(int(m.group(1)) for m in found if m)
+        names = {p.name for p in self.directory.iterdir()}
+        found = (_NAME.match(name) for name in names)
+        return sorted(int(m.group(1)) for m in found if m and m.group(0) + HASH_SUFFIX in names)
 
     def path(self, step: int) -> Path:
         return self.directory / f"step_{step:08d}.pt"
@@ -56,21 +87,65 @@ class Checkpointer:
 
     def save(self, step: int, state: dict[str, Any]) -> Path:
         path = self.path(step)
-        with atomic_open(path) as f:
-            torch.save({**state, "meta": self.meta}, f)
+        self._remove_stale()
+        writer = None
+        try:
+            with atomic_open(path) as f:
+                writer = _HashingWriter(f)
+                torch.save({**state, "meta": self.meta}, writer)
+            atomic_write_text(_hash_path(path), writer.digest.hexdigest() + "\n")
+        except RuntimeError as err:
+            if writer is not None and writer.error is not None and is_write_error(writer.error):
+                raise output_error(writer.error, path) from err
+            raise
         for old in self.steps()[:-self.keep]:
-            self.path(old).unlink(missing_ok=True)
+            self.remove(old)
         self.log(f"checkpoint {path} written (step {step})")
         return path
+
+    def remove(self, step: int) -> None:
+        _hash_path(self.path(step)).unlink(missing_ok=True)  # the hash first: a .pt alone is no checkpoint
+        self.path(step).unlink(missing_ok=True)
+
+    def _remove_stale(self) -> None:
+        """Temporary files of killed writers, and .pt files whose hash was never written."""
+        for tmp in stale_temp_files(self.directory, _ANY_NAME):
+            tmp.unlink(missing_ok=True)
+        if self.directory.is_dir():
+            whole = set(self.steps())
+            for p in self.directory.iterdir():
+                m = _NAME.match(p.name)
+                if m and int(m.group(1)) not in whole:
+                    p.unlink(missing_ok=True)
 
     def clear(self) -> None:
         """Remove this training's checkpoints (it finished: its artifact is what remains)."""
         for step in self.steps():
-            self.path(step).unlink(missing_ok=True)
+            self.remove(step)
+        self._remove_stale()
         try:
             self.directory.rmdir()
         except OSError:
             pass  # something else lives there (a temporary file of another writer): leave it
+
+
+def _hash_path(path: Path) -> Path:
+    return path.with_name(path.name + HASH_SUFFIX)
+
+
+def verify_checkpoint(path: Path) -> Optional[str]:
+    """Why the checkpoint's bytes cannot be trusted (they do not match the hash written with them), or None."""
+    try:
+        recorded = _hash_path(path).read_text(encoding="utf-8").strip()
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            while block := f.read(1 << 24):
+                digest.update(block)
+    except (OSError, UnicodeDecodeError) as err:
+        return f"it cannot be read ({getattr(err, 'strerror', None) or err})"
+    if digest.hexdigest() != recorded:
+        return "its bytes do not match the sha256 written with it (damaged)"
+    return None
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -82,11 +157,25 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
                         "start anew)") from None
 
 
+def newest_whole_checkpoint(checkpointer: Checkpointer, log: Callable[[str], None]) -> Optional[Path]:
+    """The newest checkpoint whose bytes match their hash; each damaged newer one is refused by name in the log."""
+    for step in reversed(checkpointer.steps()):
+        path = checkpointer.path(step)
+        problem = verify_checkpoint(path)
+        if problem is None:
+            return path
+        log(f"checkpoint {path} refused: {problem}; trying the next older one")
+    return None
+
+
 def resume_training(trainer: Any, checkpointer: Checkpointer, log: Callable[[str], None]) -> dict[str, Any]:
-    """Continue `trainer` (a golf.trainer.Trainer) from the newest checkpoint, if there is one. Returns its step and
-    who wrote it (run directory, W&B run id), or {} when there is none and training starts anew."""
-    latest = checkpointer.latest()
+    """Continue `trainer` (a golf.trainer.Trainer) from the newest whole checkpoint, if there is one. Returns its
+    step and who wrote it (run directory, W&B run id), or {} when there is none and training starts anew."""
+    had_any = bool(checkpointer.steps())
+    latest = newest_whole_checkpoint(checkpointer, log)
     if latest is None:
+        if had_any:
+            log("no whole checkpoint left: training starts anew")
         return {}
     state = load_checkpoint(latest)
     try:
