@@ -222,3 +222,47 @@ def test_adaptation_learns_a_repeated_pattern():
                               schedule="constant"), eval_cfg)
     assert out.result.val_bpb < plain.val_bpb
     assert out.chunks[-1]["bpb"] < out.chunks[0]["bpb"]
+
+
+def test_freezing_every_block_is_warned_and_says_what_still_adapts():
+    val = random_stream(600)
+    lines: list[str] = []
+    windows = plan_windows(len(val), EVAL.seq_len, EVAL.stride)
+    run_ttt(tiny_model(), val, TABLES, windows, ttt(freeze=2), EVAL, CPU, log=lines.append)
+    (warning,) = [line for line in lines if line.startswith("WARNING")]
+    assert "ttt.freeze=2 freezes every one of the model's 2 blocks" in warning and "outside them adapt" in warning
+    lines.clear()
+    run_ttt(tiny_model(), val, TABLES, windows, ttt(freeze=5, params="mlp"), EVAL, CPU, log=lines.append)
+    assert any("nothing outside them adapts" in line for line in lines)
+    lines.clear()
+    run_ttt(tiny_model(), val, TABLES, windows, ttt(freeze=1), EVAL, CPU, log=lines.append)
+    assert not any(line.startswith("WARNING") for line in lines)
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_evaluation_and_ttt_draw_progress_bars_only_at_a_terminal(monkeypatch, terminal):
+    """tqdm bars over windows (evaluation) and chunks (TTT) when stderr is a terminal; nothing in a log or pipe."""
+    import io
+    import sys
+
+    import golf.evaluate.windows as windows_module
+
+    drawn = []
+    real = windows_module.progress_bar
+
+    def watched(total, desc, unit):
+        bar = real(total, desc, unit)
+        drawn.append((desc, total, bar.disable))
+        return bar
+
+    monkeypatch.setattr(windows_module, "progress_bar", watched)
+    monkeypatch.setattr("golf.evaluate.ttt.engine.progress_bar", watched)
+    fake_stderr = io.StringIO()
+    fake_stderr.isatty = lambda: terminal  # type: ignore[method-assign]
+    monkeypatch.setattr(sys, "stderr", fake_stderr)
+    val = random_stream(600)
+    baseline(tiny_model(), val)
+    result = run(tiny_model(), val, ttt())
+    assert {(desc, disabled) for desc, _, disabled in drawn} == {("eval", not terminal), ("ttt", not terminal)}
+    assert [total for desc, total, _ in drawn if desc == "ttt"] == [len(result.chunks)]
+    assert ("ttt" in fake_stderr.getvalue()) == terminal

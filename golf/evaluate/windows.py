@@ -14,6 +14,7 @@ of a plan concatenate into one array over targets [first_target, last_target].
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
@@ -21,6 +22,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 import torch.distributed as dist
+from tqdm import tqdm
 
 from golf.data.shards import TokenArray
 from golf.data.tokenizer import ByteTables
@@ -55,6 +57,13 @@ def host_to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
     if not tensor.is_pinned():
         tensor = tensor.pin_memory()
     return tensor.to(device, non_blocking=True)
+
+
+def progress_bar(total: int, desc: str, unit: str) -> tqdm:
+    """A transient progress bar on stderr, drawn only when stderr is a terminal and only by rank 0 (a log file or a
+    pipe gets nothing); lines logged meanwhile go above it (tqdm.write)."""
+    show = sys.stderr.isatty() and rank_world()[0] == 0
+    return tqdm(total=total, desc=desc, unit=unit, leave=False, disable=not show, dynamic_ncols=True)
 
 
 def plan_windows(n_tokens: int, seq_len: int, stride: int | None = None) -> list[Window]:
@@ -113,6 +122,7 @@ def score_windows(
     device: torch.device,
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     keep: bool = True,
+    on_batch: Optional[Callable[[int], object]] = None,
 ) -> WindowScores:
     """Score `windows` (contiguous, in order) with the model as it is, in eval mode and inference only; rows of a
     batch never interact, so batching cannot move a score. keep=False streams: only float64 sums accumulate (on the
@@ -140,6 +150,8 @@ def score_windows(
             if keep:
                 nll_parts.append(nll)
                 byte_parts.append(nbytes)
+            if on_batch is not None:
+                on_batch(len(batch))
     finally:
         model.train(was_training)
     nll_sum, byte_sum = (float(v) for v in sums.tolist())
@@ -170,8 +182,10 @@ def evaluate_windows(
     memmap and only sums accumulate, so memory depends on batch_seqs, not on the validation set; save_token_nll keeps
     the per-target arrays too (16 bytes a target)."""
     start_time = time.perf_counter()
-    scores = score_windows(model, val, rank_windows(windows), ByteCounter(tables, device), batch_seqs, device, autocast,
-                           keep=save_token_nll)
+    mine = rank_windows(windows)
+    with progress_bar(len(mine), "eval", "window") as bar:
+        scores = score_windows(model, val, mine, ByteCounter(tables, device), batch_seqs, device, autocast,
+                               keep=save_token_nll, on_batch=bar.update)
     sums = torch.tensor([scores.nll_sum, float(scores.count), scores.byte_sum], dtype=torch.float64, device=device)
     if rank_world()[1] > 1:
         dist.all_reduce(sums)

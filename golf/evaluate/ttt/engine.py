@@ -45,9 +45,9 @@ from golf.evaluate.ttt.config import TTTConfig
 from golf.evaluate.ttt.eb_adaptive import OUTSIDE_BLOCKS, group_scales, micro_batch_masks, shrink_updates
 from golf.evaluate.ttt.error_guided import top_fraction_loss
 from golf.evaluate.ttt.lora import LoRAAdapters
-from golf.evaluate.ttt.params import build_optimizer, only_these_train, select_adaptable, set_lr
+from golf.evaluate.ttt.params import build_optimizer, num_blocks, only_these_train, select_adaptable, set_lr
 from golf.evaluate.ttt.schedule import TTTSchedule
-from golf.evaluate.windows import Window, host_to_device, rank_windows, score_windows
+from golf.evaluate.windows import Window, host_to_device, progress_bar, rank_windows, score_windows
 
 Autocast = Callable[[], contextlib.AbstractContextManager]
 
@@ -245,6 +245,19 @@ def _score_piece(model, val, piece, counter, eval_cfg, device, autocast, keep: b
     return tuple(float(v) for v in sums.tolist()), arrays
 
 
+def freeze_warnings(model: nn.Module, cfg: TTTConfig, adapter: Adapter) -> list[str]:
+    """What ttt.freeze leaves to adapt when it freezes every block (the tiny model has 4: ttt.freeze=4 is all)."""
+    blocks = num_blocks(model)
+    if cfg.method == "lora" or blocks == 0 or cfg.freeze < blocks:
+        return []
+    if not adapter.tensors:
+        return [f"ttt.freeze={cfg.freeze} freezes every one of the model's {blocks} blocks and nothing outside them "
+                f"adapts (ttt.params={cfg.params}, ttt.freeze_embeddings={cfg.freeze_embeddings}): TTT scores "
+                "exactly as the evaluation without it"]
+    return [f"ttt.freeze={cfg.freeze} freezes every one of the model's {blocks} blocks: only the "
+            f"{len(adapter.tensors)} tensors outside them adapt (embedding, head, skip weights)"]
+
+
 def _steps(piece: Piece, cfg: TTTConfig, seq_len: int) -> int:
     return cfg.epochs * math.ceil(math.ceil((piece.hi - piece.lo) / seq_len) / cfg.batch_seqs)
 
@@ -282,6 +295,8 @@ def run_ttt(model: nn.Module, val: TokenArray, tables: ByteTables, windows: list
     ledger, counter = ScoreLedger(len(val)), ByteCounter(tables, device)
     forward = torch.compile(model) if compile_model and cfg.method != "lora" else model
     adapter = Adapter(model, cfg, device, autocast, forward)
+    for warning in freeze_warnings(model, cfg, adapter):
+        say(f"WARNING: {warning}")
     step, adapted_tokens, totals = 0, 0, np.zeros(3)
     chunks: list[dict] = []
     kept: list[tuple[np.ndarray, np.ndarray]] = []
@@ -307,6 +322,7 @@ def run_ttt(model: nn.Module, val: TokenArray, tables: ByteTables, windows: list
         eb = {key: scale_sums[key] / scale_counts[key] for key in sorted(scale_sums)}
         return _clock(device) - t0, first_lr or 0.0, eb
 
+    bar = progress_bar(len(pieces), "ttt", "chunk")
     try:
         with only_these_train(model, adapter.tensors):
             for c, piece in enumerate(pieces):
@@ -334,7 +350,10 @@ def run_ttt(model: nn.Module, val: TokenArray, tables: ByteTables, windows: list
                 eb_text = (" eb_scales " + " ".join(f"{k}:{v:.3f}" for k, v in eb.items())) if eb else ""
                 say(f"ttt {c + 1}/{len(pieces)} chunk {piece.chunk} tokens {int(tokens)} bpb {record['bpb']:.5f} "
                     f"lr {lr:.4g} score {score_s:.2f}s adapt {adapt_s:.2f}s{eb_text}")
+                bar.set_postfix(bpb=f"{bits_per_byte(totals[0], totals[2]):.4f}", refresh=False)
+                bar.update(1)
     finally:
+        bar.close()
         adapter.close()
         model.train(was_training)
 
