@@ -21,14 +21,16 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from golf.cache import ArtifactCache, cache_key
+from golf.cache import ArtifactCache, CacheEntry, CacheEntryDamaged, cache_key
 from golf.checkpoint import Checkpointer, resume_training
 from golf.config import GolfConfig, to_plain_dict
-from golf.data.checks import check_prepared
+from golf.data.checks import check_prepared, check_training_tokens
+from golf.data.fingerprint import fingerprint
 from golf.data.loader import DistributedTokenLoader
 from golf.data.prepare import PreparedData, ensure_prepared
 from golf.data.shards import TokenArray
 from golf.data.tokenizer import byte_tables, load_tokenizer
+from golf.errors import OutputError
 from golf.dist import (
     barrier, broadcast_object, broadcast_parameters, failures_in_log, launch, local_rank, note_failure, process_group,
     rank_world, rendezvous,
@@ -169,25 +171,26 @@ def train_export_score(cfg: GolfConfig, run: RunDir, tracker: WandbRun) -> dict[
     data, sp, tables, val = load_data_rank0_first(cfg, run.log)
     amp = lambda: autocast(cfg.hardware, device)  # noqa: E731
     artifact = run.path / ARTIFACT_NAME
+    # what training reads, hashed: the cache and the checkpoints are keyed on it, and every shard is checked
+    data_sha256 = broadcast_object(training_data_sha256(cfg, data, run.log) if main else None)
     if cfg.train.reuse:
-        cache, key = ArtifactCache(Path(cfg.paths.root) / "cache"), cache_key(cfg)
+        cache, key = ArtifactCache(Path(cfg.paths.root) / "cache", log=run.log), cache_key(cfg, data_sha256)
         # a parallel job with the same key waits here for this training instead of repeating it
         with cache.lock(key) if main else contextlib.nullcontext():
-            entry = cache.get(key) if main else None
+            entry = _reusable_entry(cache, key, artifact, run.log) if main else None
             reused = broadcast_object(entry.train_metrics if entry is not None else None)
             if reused is not None:
-                if main:
-                    entry.copy_artifact_to(artifact)
                 metrics = {**reused, "reused_artifact": True, "cache_key": key}
                 run.log(f"reusing the trained artifact of cache entry {Path(cfg.paths.root) / 'cache' / key} "
-                        "(train.reuse=false trains anew)")
+                        "(verified against its sha256; train.reuse=false trains anew)")
             else:
-                metrics = _train_and_export(cfg, run, tracker, data, tables, val, device, amp)
+                metrics = _train_and_export(cfg, run, tracker, data, tables, val, device, amp, data_sha256)
                 metrics["cache_key"] = key
                 if main and metrics["status"] == "ok":
-                    cache.put(key, artifact, metrics)
+                    _store(cache, key, artifact, metrics, run.log)
     else:
-        metrics = _train_and_export(cfg, run, tracker, data, tables, val, device, amp)
+        metrics = _train_and_export(cfg, run, tracker, data, tables, val, device, amp, data_sha256)
+    metrics["data_sha256"] = data_sha256
     barrier()  # the artifact is on disk before any rank loads it
     metrics["seed"] = cfg.seed
     if metrics["status"] != "ok":
@@ -213,6 +216,38 @@ def train_export_score(cfg: GolfConfig, run: RunDir, tracker: WandbRun) -> dict[
     return metrics
 
 
+def training_data_sha256(cfg: GolfConfig, data: PreparedData, log) -> str:
+    """The fingerprint of the tokenizer and shards (golf/data/fingerprint.py), after checking that no shard
+    training reads holds a token id the model has no row for."""
+    found = fingerprint(data.tokenizer_path, data.train_files, data.val_files,
+                        Path(cfg.paths.root) / "cache" / "fingerprints", log=log)
+    check_training_tokens(cfg, found)
+    return found.sha256
+
+
+def _reusable_entry(cache: ArtifactCache, key: str, artifact: Path, log) -> Optional[CacheEntry]:
+    """The verified cache entry under `key` with its artifact copied to `artifact`, or None (a damaged entry is
+    dropped, saying so, and the job trains anew)."""
+    entry = cache.get(key)
+    if entry is None:
+        return None
+    try:
+        entry.copy_artifact_to(artifact)
+    except CacheEntryDamaged as err:
+        log(f"cache entry {entry.path} dropped: {err}; training anew")
+        cache.drop(key)
+        return None
+    return entry
+
+
+def _store(cache: ArtifactCache, key: str, artifact: Path, metrics: dict[str, Any], log) -> None:
+    """Into the cache; a cache that cannot be written (disk full, read-only) costs only later reuse, not this run."""
+    try:
+        cache.put(key, artifact, metrics)
+    except OutputError as err:
+        log(f"cache entry not stored: {err}; this run's result stands, a later identical run trains again")
+
+
 def load_data_rank0_first(cfg: GolfConfig, log) -> tuple[PreparedData, Any, Any, TokenArray]:
     """Rank 0 prepares (builds a generated corpus when needed); the others then find it prepared."""
     main = rank_world()[0] == 0
@@ -230,7 +265,7 @@ def status_of(metrics: dict[str, Any], cfg: GolfConfig) -> str:
 
 
 def _train_and_export(cfg: GolfConfig, run: RunDir, tracker: WandbRun, data: PreparedData, tables, val: TokenArray,
-                      device: torch.device, amp) -> dict[str, Any]:
+                      device: torch.device, amp, data_sha256: str) -> dict[str, Any]:
     """Train, average, score the weights in memory (pre-quant), export run_dir/artifact.golf; the training metrics."""
     torch.manual_seed(cfg.seed)  # the init depends on the seed alone, not on what data preparation consumed
     model = GPT(cfg.model, cfg.data.vocab_size).to(device)
@@ -261,7 +296,7 @@ def _train_and_export(cfg: GolfConfig, run: RunDir, tracker: WandbRun, data: Pre
     run.log(f"global batch {cfg.train.batch_tokens:,} tokens = {world} rank(s) x {accum} micro-batch(es) x "
             f"{cfg.train.batch_tokens // (world * accum):,} tokens")
     writer = {"run_dir": str(run.path), "wandb_run_id": tracker.run.id if tracker.run is not None else None}
-    checkpointer = Checkpointer(checkpoint_dir(cfg), cfg.train.checkpoint_every, cfg.train.keep_checkpoints, run.log,
+    checkpointer = Checkpointer(checkpoint_dir(cfg, data_sha256), cfg.train.checkpoint_every, cfg.train.keep_checkpoints, run.log,
                                 meta=writer)
     trainer = Trainer(model, build_optimizers(model, cfg.optim, device.type),
                       DistributedTokenLoader(data.train_files, rank, world), train_cfg, cfg.optim, device, amp,
@@ -319,9 +354,10 @@ def _train_and_export(cfg: GolfConfig, run: RunDir, tracker: WandbRun, data: Pre
     return metrics
 
 
-def checkpoint_dir(cfg: GolfConfig) -> Path:
-    """Keyed like the artifact cache, so the same command finds them whatever run directory it is given."""
-    return Path(cfg.paths.root) / "checkpoints" / cache_key(cfg)
+def checkpoint_dir(cfg: GolfConfig, data_sha256: str) -> Path:
+    """Keyed like the artifact cache, so the same command finds them whatever run directory it is given (and a
+    training on other data never does)."""
+    return Path(cfg.paths.root) / "checkpoints" / cache_key(cfg, data_sha256)
 
 
 def _export(cfg: GolfConfig, run: RunDir, model: torch.nn.Module) -> dict[str, Any]:

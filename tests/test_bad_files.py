@@ -178,7 +178,9 @@ def assert_refused(result, *named: str) -> str:
 @pytest.mark.parametrize("damage,named", [
     (lambda d: val_shard(d).write_bytes(val_shard(d).read_bytes()[:-3]), lambda d: [str(val_shard(d))]),
     (lambda d: write_shard(train_shard(d), np.arange(50)), lambda d: ["train.seq_len"]),
-], ids=["truncated-val-shard", "seq-len-longer-than-data"])
+    (lambda d: write_shard(d / "shards" / shard_name("train", 1), np.array([1, 5, 1000, 7])),
+     lambda d: ["data.vocab_size", str(d / "shards" / shard_name("train", 1)), "token id 1000"]),
+], ids=["truncated-val-shard", "seq-len-longer-than-data", "bad-id-in-a-later-train-shard"])
 def test_golf_train_refuses_bad_data_before_training(data, tmp_path, damage, named):
     damage(data)
     result = golf_command("golf.train", *data_args(data), "logger=none", f"paths.root={tmp_path / 'out'}")

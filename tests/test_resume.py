@@ -18,7 +18,8 @@ from golf.checkpoint import Checkpointer, load_checkpoint
 from golf.cli import compose
 from golf.config import to_golf_config
 from golf.errors import DataError
-from golf.job import checkpoint_dir, run_job
+from golf.data.prepare import ensure_prepared
+from golf.job import checkpoint_dir, run_job, training_data_sha256
 from golf.trainer import Trainer
 
 from conftest import REPO_ROOT
@@ -47,6 +48,11 @@ def config(corpus: Path, root: Path, *extra: str):
                                    "train.checkpoint_every=5", "train.keep_checkpoints=2", *STATEFUL, *extra]))
 
 
+def ckpt_dir(cfg) -> Path:
+    """Where run_job keeps this training's checkpoints (keyed on the data as prepared)."""
+    return checkpoint_dir(cfg, training_data_sha256(cfg, ensure_prepared(cfg.data, log=lambda _: None), lambda _: None))
+
+
 def test_an_interrupted_training_resumes_to_the_same_weights(text_corpus, tmp_path, monkeypatch):
     whole = run_job(config(text_corpus, tmp_path / "a"), tmp_path / "a" / "run", overrides=[])
     assert whole["status"] == "ok" and whole["resumed_from_step"] is None
@@ -63,7 +69,7 @@ def test_an_interrupted_training_resumes_to_the_same_weights(text_corpus, tmp_pa
     with pytest.raises(Interrupted):
         run_job(cfg, tmp_path / "b" / "first", overrides=[])
     # keep_checkpoints=2: steps 10 and 15 remain, 5 was pruned
-    assert Checkpointer(checkpoint_dir(cfg), 5, 2).steps() == [10, 15]
+    assert Checkpointer(ckpt_dir(cfg), 5, 2).steps() == [10, 15]
     assert json.loads((tmp_path / "b" / "first" / "metrics.json").read_text())["status"] == "failed"
 
     monkeypatch.setattr(Trainer, "save_checkpoint", save)
@@ -74,17 +80,17 @@ def test_an_interrupted_training_resumes_to_the_same_weights(text_corpus, tmp_pa
         assert resumed[key] == whole[key], key
     assert whole["qat_from_step"] is not None and whole["qat_from_step"] < 15  # QAT state crossed the restart
     assert "resumed from" in (tmp_path / "b" / "second" / "train.log").read_text()
-    assert not checkpoint_dir(cfg).exists()  # a finished training leaves its artifact, not its checkpoints
+    assert not ckpt_dir(cfg).exists()  # a finished training leaves its artifact, not its checkpoints
 
 
 def test_a_checkpoint_that_does_not_fit_is_refused_and_resume_never_starts_anew(text_corpus, tmp_path):
     auto = config(text_corpus, tmp_path)
-    path = Checkpointer(checkpoint_dir(auto), 5, 2).save(5, {"not": "a trainer state"})
+    path = Checkpointer(ckpt_dir(auto), 5, 2).save(5, {"not": "a trainer state"})
     with pytest.raises(DataError, match="does not fit this training") as refused:
         run_job(auto, tmp_path / "auto", overrides=[])
     assert str(path) in str(refused.value)
     never = config(text_corpus, tmp_path, "train.resume=never")
-    assert checkpoint_dir(never) == checkpoint_dir(auto)  # the same training: it would find that file
+    assert ckpt_dir(never) == ckpt_dir(auto)  # the same training: it would find that file
     metrics = run_job(never, tmp_path / "run", overrides=[])
     assert metrics["status"] == "ok" and metrics["resumed_from_step"] is None and metrics["steps"] == 20
 
@@ -119,7 +125,7 @@ def test_sigkill_and_the_same_command_again(text_corpus, tmp_path):
     victim = subprocess.Popen(command(root), cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
-    while not list(root.glob("checkpoints/*/step_00000010.pt")) and victim.poll() is None:
+    while not list(root.glob("checkpoints/*/step_00000010.pt.sha256")) and victim.poll() is None:
         assert time.monotonic() < deadline, "no checkpoint at step 10 within 300 s"
         time.sleep(0.05)
     victim.send_signal(signal.SIGKILL)

@@ -29,13 +29,25 @@ def check_prepared(cfg: Any, val: TokenArray, val_dir: Any, train_files: Sequenc
         raise ConfigError("train.seq_len", f"is {cfg.train.seq_len} but the training data ({len(train_files)} "
                           f"shard(s) in {Path(train_files[0]).parent}) has only "
                           f"{train_tokens} tokens; use a shorter train.seq_len or more training data")
-    vocab = cfg.data.vocab_size
-    for name, largest in (("validation set " + str(val_dir), _largest(val)),
-                          ("training shard " + str(train_files[0]), _largest(TokenArray.from_files(train_files[:1])))):
-        if largest >= vocab:
-            raise ConfigError("data.vocab_size", f"is {vocab} but the {name} holds token id {largest}; the model's "
-                              f"embedding has data.vocab_size rows, so these shards were made with another tokenizer: "
-                              f"set data.vocab_size and data.tokenizer to the ones the shards were made with")
+    largest = _largest(val)
+    if largest >= cfg.data.vocab_size:
+        _refuse_token(cfg.data.vocab_size, f"validation set {val_dir}", largest)
+
+
+def check_training_tokens(cfg: Any, fingerprint: Any) -> None:
+    """Every shard training will read (all of them, and the validation shards) against data.vocab_size, from the
+    largest ids the data fingerprint recorded (golf/data/fingerprint.py: one pass when a file is first hashed)."""
+    for split in ("train", "val"):
+        for shard in getattr(fingerprint, split):
+            if shard.max_token >= cfg.data.vocab_size:
+                folder = Path(cfg.data.shards_dir)
+                _refuse_token(cfg.data.vocab_size, f"{split} shard {folder / shard.name}", shard.max_token)
+
+
+def _refuse_token(vocab: int, what: str, largest: int) -> None:
+    raise ConfigError("data.vocab_size", f"is {vocab} but the {what} holds token id {largest}; the model's "
+                      f"embedding has data.vocab_size rows, so these shards were made with another tokenizer: "
+                      f"set data.vocab_size and data.tokenizer to the ones the shards were made with")
 
 
 def _largest(tokens: TokenArray) -> int:
