@@ -49,6 +49,7 @@ from golf.runs import RunDir
 from golf.scorecard import scorecard
 from golf.trainer import Trainer
 from golf.training_hooks import TrainingBatches, build_hooks
+from golf.wandb_names import run_name
 from golf.wandb_run import WandbRun
 
 ARTIFACT_NAME = "artifact.golf"
@@ -78,7 +79,7 @@ def run_job(cfg: GolfConfig, run_dir: Path, overrides: list[str], body: Optional
     run = RunDir(run_dir, writer=main)
     run.start(plain, overrides)
     logger = cfg.logger if main else dataclasses.replace(cfg.logger, name="none")
-    tracker = WandbRun(logger, run.path, name=run.path.name, config={**plain, "overrides": overrides},
+    tracker = WandbRun(logger, run.path, name=run_name(run.path, overrides), config={**plain, "overrides": overrides},
                        job_type=job_type)
     metrics: dict[str, Any] = {"status": "failed", "seed": cfg.seed}
     try:
@@ -144,10 +145,13 @@ def run_rank(cfg: GolfConfig, run_dir: Path, overrides: list[str], body: Optiona
 
 
 def record_logger(run: RunDir, tracker: WandbRun) -> Callable[[dict[str, Any]], None]:
-    """One record to metrics.jsonl and W&B (the TTT per-chunk curve, ...)."""
+    """One record to metrics.jsonl and W&B (the TTT per-chunk curve, against the chunk index there, ...)."""
     def log_record(record: dict[str, Any]) -> None:
         run.log_metrics(record)
-        tracker.log(record)
+        if "ttt_chunk" in record:
+            tracker.log_chunk(record)
+        else:
+            tracker.log(record)
     return log_record
 
 
@@ -211,8 +215,7 @@ def train_export_score(cfg: GolfConfig, run: RunDir, tracker: WandbRun) -> dict[
     metrics["world_size"] = rank_world()[1]
     run.log_metrics({"step": metrics["steps"], "val_loss": metrics["val_loss"], "val_bpb": metrics["val_bpb"],
                      "pre_quant_val_bpb": metrics["pre_quant_val_bpb"]})
-    tracker.log({"final/val_bpb": metrics["val_bpb"], "final/pre_quant_val_bpb": metrics["pre_quant_val_bpb"],
-                 "final/artifact_bytes": metrics["artifact_bytes"]})
+    tracker.log_final(metrics, train_steps=metrics["steps"])
     return metrics
 
 
