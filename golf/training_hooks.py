@@ -15,6 +15,7 @@ from golf.data.loader import DistributedTokenLoader
 from golf.model.reptile import Reptile
 from golf.model.sharing import LoopSwitch
 from golf.optim.averaging import WeightAverager, build_averager
+from golf.quant.qat import qat_touches_nothing
 from golf.quant.qat_switch import QATSwitch
 
 
@@ -63,4 +64,7 @@ def build_hooks(cfg: Any, model: torch.nn.Module, fraction_done: Callable[[int],
         reptile = Reptile(cfg.optim.reptile, reptile_batches(), autocast)
         log(f"reptile: {cfg.optim.reptile.inner_steps} inner steps on {cfg.optim.reptile.params} parameters every "
             f"{cfg.optim.reptile.every} steps, on training batches")
+    nothing = qat_touches_nothing(model, cfg.quant)
+    if nothing:  # said before training, not when the warm-down switches QAT on
+        log(f"WARNING: {nothing}")
     return TrainingHooks(QATSwitch(cfg.quant, log), build_averager(cfg.optim, model), loop, reptile)

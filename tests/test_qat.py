@@ -12,7 +12,8 @@ from golf.model.gpt import GPT, CastedLinear, ModelConfig
 from golf.quant.artifact import decode_artifact, export_artifact
 from golf.quant.config import QATConfig, QuantBits, QuantConfig
 from golf.quant.qat import (
-    FakeQuantizer, attach_qat, detach_qat, qat_active, set_qat_temperature, soft_round, soft_round_alpha,
+    FakeQuantizer, attach_qat, detach_qat, qat_active, qat_touches_nothing, set_qat_temperature, soft_round,
+    soft_round_alpha,
 )
 
 CLIP = 99.99984
@@ -139,3 +140,14 @@ def test_temperature_schedule() -> None:
     set_qat_temperature(model, 7.0)
     transforms = [m.weight_transform for m in model.modules() if isinstance(m, CastedLinear)]
     assert all(t.soft and t.alpha == 7.0 for t in transforms)
+
+
+def test_qat_that_would_touch_nothing_is_warned_about_with_a_setting_that_fixes_it() -> None:
+    model = GPT(TINY, VOCAB)
+    on = QuantConfig(bits=QuantBits(embed=8, attn=6, mlp=6, other=32), qat=QATConfig(enabled=True))
+    warning = qat_touches_nothing(model, on)  # default passthrough 65,536: every matrix of this model stays float
+    assert warning is not None and "0 matrices" in warning and "quant.passthrough_numel" in warning
+    suggested = int(warning.rsplit("(e.g. ", 1)[1].split(")")[0].replace(",", ""))
+    assert attach_qat(model, dataclasses.replace(on, passthrough_numel=suggested))  # the suggestion does something
+    assert qat_touches_nothing(model, dataclasses.replace(on, passthrough_numel=suggested)) is None
+    assert qat_touches_nothing(model, dataclasses.replace(on, qat=QATConfig(enabled=False))) is None

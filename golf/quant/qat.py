@@ -67,17 +67,37 @@ def _casted_linears(model: nn.Module) -> list[tuple[str, CastedLinear]]:
     return [(name, m) for name, m in model.named_modules() if isinstance(m, CastedLinear)]
 
 
-def attach_qat(model: nn.Module, cfg: QuantConfig) -> list[str]:
-    """Fake-quantize every CastedLinear whose weight the exporter stores as integers; returns those weights' names."""
-    attached = []
+def _quantized_linears(model: nn.Module, cfg: QuantConfig) -> list[tuple[str, CastedLinear, int]]:
+    """(weight name, module, bits) of every CastedLinear whose weight the exporter stores as integers."""
+    out = []
     for module_name, module in _casted_linears(model):
         name = f"{module_name}.weight" if module_name else "weight"
         encoding = plan_encoding(name, module.weight, cfg)
         if encoding.kind == "int":
-            module.weight_transform = FakeQuantizer(encoding.bits, cfg.clip_percentile, soft=cfg.qat.soft_round,
-                                                    alpha=cfg.qat.temperature_start, clip_floor=cfg.clip_floor)
-            attached.append(name)
+            out.append((name, module, encoding.bits))
+    return out
+
+
+def attach_qat(model: nn.Module, cfg: QuantConfig) -> list[str]:
+    """Fake-quantize every CastedLinear whose weight the exporter stores as integers; returns those weights' names."""
+    attached = []
+    for name, module, bits in _quantized_linears(model, cfg):
+        module.weight_transform = FakeQuantizer(bits, cfg.clip_percentile, soft=cfg.qat.soft_round,
+                                                alpha=cfg.qat.temperature_start, clip_floor=cfg.clip_floor)
+        attached.append(name)
     return attached
+
+
+def qat_touches_nothing(model: nn.Module, cfg: QuantConfig) -> str | None:
+    """The warning for QAT switched on where it would fake-quantize no matrix (the tiny model's are all within the
+    65,536-element passthrough, kept in float by the export), else None."""
+    if not cfg.qat.enabled or _quantized_linears(model, cfg):
+        return None
+    largest = max((m.weight.numel() for _, m in _casted_linears(model)), default=0)
+    return (f"quant.qat.enabled=true, but QAT will fake-quantize 0 matrices: the export keeps every linear weight of "
+            f"this model in float (the largest has {largest:,} elements, within quant.passthrough_numel="
+            f"{cfg.passthrough_numel:,}, or its category's quant.bits are 16/32), so QAT changes nothing; set "
+            f"quant.passthrough_numel below {largest:,} (e.g. {max(largest // 2, 1):,}) or train a larger model")
 
 
 def detach_qat(model: nn.Module) -> None:
