@@ -75,14 +75,21 @@ class WandbRun:
                 mode=mode,
                 settings=wandb.Settings(init_timeout=INIT_TIMEOUT_S, console="off", silent=True),
             )
-            for step_metric, keys in STEP_AXES:
-                self.run.define_metric(step_metric)
-                self.run.define_metric(keys, step_metric=step_metric)
         except Exception as err:  # W&B trouble must not cost a training run
             warnings.warn(f"W&B is off for this run: wandb.init failed ({redact(str(err))})", stacklevel=2)
             self.run = None
         finally:
             sys.argv = argv
+        if self.run is not None:
+            self._define_axes()
+
+    def _define_axes(self) -> None:
+        try:
+            for step_metric, keys in STEP_AXES:
+                self.run.define_metric(step_metric)
+                self.run.define_metric(keys, step_metric=step_metric)
+        except Exception as err:  # the run still records everything; charts then share W&B's own step
+            warnings.warn(f"W&B charts keep the default x axis: define_metric failed ({err})", stacklevel=3)
 
     def log(self, record: dict[str, Any], step: int | None = None) -> None:
         if self.run is None:
