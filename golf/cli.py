@@ -6,8 +6,10 @@ traceback. Anything else is a bug in golf and keeps its traceback.
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
+import re
 import sys
 from typing import Any, Callable, NoReturn
 
@@ -19,6 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 from golf import CONF_DIR
 from golf.config import NAME_ALLOWED, SAFE_NAME, register_schema
 from golf.errors import ConfigError, GolfError, is_write_error, output_error
+from golf.runs import is_secret_name, redact, secret_in, secrets_in_environment
 
 USER_ERRORS = (GolfError, OmegaConfBaseException, HydraException)
 # overrides whose value becomes a directory name under paths.root (name defaults to ${model.name})
@@ -121,6 +124,36 @@ def check_overrides(args: list[str]) -> None:
                                            "directory under paths.root)")
 
 
+# overrides whose value ends up in a directory's name or path: a secret there cannot be redacted, so it is refused
+DIR_KEYS = (*NAME_KEYS, "paths.root", "hydra.run.dir", "hydra.sweep.dir", "hydra.sweep.subdir", "hydra.job.name")
+_ENV_REFERENCE = re.compile(r"oc\.env\s*:\s*([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def protect_secrets(args: list[str]) -> list[str]:
+    """The command line with each secret value of the environment (golf.runs.secrets_in_environment) replaced by an
+    ${oc.env:NAME} interpolation, so that Hydra's own files (multirun.yaml, the overrides it records) hold the
+    reference, never the value; the job resolves it as before. A secret headed for a directory name (name=...,
+    hydra.run.dir=..., directly or through ${oc.env:...}) is refused: a path cannot be redacted."""
+    secrets = secrets_in_environment()
+    protected = []
+    for arg in args:
+        key, sep, value = arg.partition("=")
+        bare = key.lstrip("+~")
+        if arg.startswith("-") or not sep:
+            protected.append(arg)
+            continue
+        if bare in DIR_KEYS:
+            named = secret_in(value, secrets) or next(
+                (n for n in _ENV_REFERENCE.findall(value) if is_secret_name(n)), None)
+            if named is not None:
+                raise ConfigError(bare, f"would put the value of the environment variable ${named} (a secret) into a "
+                                        "directory name or path, where it cannot be redacted; choose a name without it")
+        for name in sorted(secrets, key=lambda n: -len(secrets[n])):
+            value = redact(value, {name: secrets[name]}).replace(f"<redacted ${name}>", f"${{oc.env:{name}}}")
+        protected.append(f"{key}={value}")
+    return protected
+
+
 MULTIRUN_FLAGS = ("-m", "--multirun")
 
 
@@ -138,14 +171,23 @@ def run_hydra(task: Callable[[DictConfig], Any], config_name: str = "train") -> 
     register_schema()
     main = hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)(_reporting(task))
     try:
+        sys.argv[1:] = protect_secrets(sys.argv[1:])  # before Hydra records the command line anywhere
         check_overrides(sys.argv[1:])  # before Hydra makes a run directory out of them
         return main()
     except USER_ERRORS as err:
         exit_with(err)
     except OSError as err:  # Hydra could not make the run directory: paths.root not writable, disk full
-        if not is_write_error(err):
+        if not (is_write_error(err) or _making_a_requested_dir(err, sys.argv[1:])):
             raise
-        exit_with(err)
+        exit_with(output_error(err))
+
+
+def _making_a_requested_dir(err: OSError, args: list[str]) -> bool:
+    """A folder missing on the way to hydra.run.dir / hydra.sweep.dir that cannot be made (under /proc, ...)."""
+    if err.errno != errno.ENOENT or not err.filename:
+        return False
+    wanted = [arg.partition("=")[2] for arg in args if arg.partition("=")[0] in ("hydra.run.dir", "hydra.sweep.dir")]
+    return any(os.path.abspath(w).startswith(os.path.abspath(str(err.filename))) for w in wanted)
 
 
 def _reporting(task: Callable[[DictConfig], Any]) -> Callable[[DictConfig], Any]:

@@ -32,7 +32,7 @@ from golf.model.reptile import reptile_problems
 from golf.optim.build import OptimConfig
 from golf.quant.config import ALLOWED_BITS, CATEGORIES, COMPRESSORS, QUANT_SCHEMES, QuantConfig
 from golf.report_config import ReportConfig
-from golf.runs import LOGGER_MODES, LoggerConfig
+from golf.runs import LOGGER_MODES, LoggerConfig, secret_in
 from golf.trainer import RESUME_MODES, TrainConfig
 
 
@@ -155,7 +155,13 @@ def validate(cfg: GolfConfig) -> None:
     _safe_name("model.name", cfg.model.name, "the default run name")
     _safe_name("name", cfg.name, "it names the run directory")
     _safe_name("data.name", cfg.data.name, "it names the shard directory under paths.root/data")
-    _at_least("seed", cfg.seed, 0)
+    for key, value in (("name", cfg.name), ("model.name", cfg.model.name), ("data.name", cfg.data.name),
+                       ("paths.root", cfg.paths.root)):
+        named = secret_in(str(value))
+        if named is not None:  # its value is not quoted: that would print the secret
+            raise ConfigError(key, f"carries the value of the environment variable ${named} (a secret) into a "
+                              "directory name or path, where it cannot be redacted; choose a name without it")
+    _require(0 <= cfg.seed < 2**32, "seed", cfg.seed, "an integer in [0, 2**32 - 1] (NumPy's seed range)")
     _require(bool(cfg.paths.root), "paths.root", cfg.paths.root, "a directory path")
     _validate_data(cfg.data)
     _validate_model(cfg.model)

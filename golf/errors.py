@@ -43,7 +43,8 @@ def output_error(err: OSError, path: object = None) -> OutputError:
     where = path if path is not None else (err.filename or "an output path")
     reason = err.strerror or type(err).__name__
     hint = {errno.ENOSPC: "the disk is full: free space or point paths.root elsewhere",
-            errno.ENOTDIR: "a part of the path is a file, not a folder: choose another paths.root"}.get(
+            errno.ENOTDIR: "a part of the path is a file, not a folder: choose another paths.root",
+            errno.ENOENT: "a folder on the path cannot be created there: choose a folder you can write"}.get(
         err.errno, "check its permissions, or point paths.root at a folder you can write")
     named = f" ({err.filename})" if err.filename and str(err.filename) != str(where) else ""
     return OutputError(f"cannot write {where}{named}: {reason}; {hint}")

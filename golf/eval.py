@@ -39,6 +39,9 @@ def artifact_file(value: Optional[str]) -> Path:
             return path / ARTIFACT_NAME
         raise ConfigError("artifact", f"{value} is a directory without {ARTIFACT_NAME}; give an artifact file or the "
                           "run directory that holds one")
+    if path.exists() and not path.is_file():
+        raise ConfigError("artifact", f"{value} is not a regular file (a FIFO, device or socket); give an artifact "
+                          f"file ({ARTIFACT_NAME}) or the run directory that holds one")
     if not path.is_file():
         raise ConfigError("artifact", f"{value} does not exist; give an artifact file ({ARTIFACT_NAME}) or the run "
                           "directory that holds one")

@@ -13,6 +13,8 @@ import sys
 import types
 import zipfile
 import zlib
+
+from golf.errors import ConfigError
 from pathlib import Path
 
 import pytest
@@ -133,9 +135,9 @@ OTHER_SECRET = "golf-test-secret-7f3a9c"
 
 def test_secrets_are_found_by_name_and_redacted_everywhere():
     env = {"WANDB_API_KEY": API_KEY, "GOLF_TEST_SECRET": OTHER_SECRET, "HOME": "/root-home-path",
-           "HF_TOKEN": "short", "PATH": "/usr/bin:/bin"}
+           "PATH": "/usr/bin:/bin", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_DISABLE_TOKEN": "1", "PWD": "/x"}
     secrets = secrets_in_environment(env)
-    assert secrets == {"WANDB_API_KEY": API_KEY, "GOLF_TEST_SECRET": OTHER_SECRET}  # short or non-secret: kept
+    assert secrets == {"WANDB_API_KEY": API_KEY, "GOLF_TEST_SECRET": OTHER_SECRET}  # not secret by name, or a flag
     record = {"logger": {"group": f"x{API_KEY}y", "tags": [OTHER_SECRET, "model:tiny"]}, API_KEY: 3, "n": 1.5}
     cleaned = redact(record, secrets)
     assert API_KEY not in json.dumps(cleaned) and OTHER_SECRET not in json.dumps(cleaned)
@@ -196,3 +198,60 @@ def test_a_training_run_writes_no_secret_anywhere(tmp_path, text_corpus):
     assert API_KEY not in result.stdout + result.stderr and OTHER_SECRET not in result.stdout + result.stderr
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert config["logger"]["group"] == "<redacted $GOLF_TEST_SECRET>"
+
+
+def test_short_secrets_are_redacted_too_where_they_stand_alone():
+    secrets = secrets_in_environment({"HF_TOKEN": "q7Zk", "DB_PASSWORD": "x9", "GOLF_AUTH": "ab_c"})
+    assert set(secrets) == {"HF_TOKEN", "DB_PASSWORD", "GOLF_AUTH"}  # whatever their length
+    text = redact("token q7Zk, pass x9 in /data/x9/run, tag ab_c; 1x99 and 3.14 stay", secrets)
+    assert "q7Zk" not in text and "ab_c" not in text and " x9 " not in text and "/x9/" not in text, text
+    assert "1x99 and 3.14 stay" in text  # a short value inside another word or number is not a secret there
+
+
+def test_the_command_line_carries_references_not_secrets(monkeypatch):
+    from golf.cli import protect_secrets
+
+    monkeypatch.setenv("GOLF_TEST_SECRET", OTHER_SECRET)
+    monkeypatch.setenv("GOLF_PIN_TOKEN", "x7k")  # short: replaced where it stands alone
+    args = protect_secrets(["-m", f"logger.group={OTHER_SECRET}", f"logger.tags=[a,pin-x7k,{OTHER_SECRET}x]",
+                            "seed=1,2", "logger.project=ax7kb"])
+    assert args == ["-m", "logger.group=${oc.env:GOLF_TEST_SECRET}",
+                    "logger.tags=[a,pin-${oc.env:GOLF_PIN_TOKEN},${oc.env:GOLF_TEST_SECRET}x]", "seed=1,2",
+                    "logger.project=ax7kb"]
+    for arg in (f"name=run-{OTHER_SECRET}", "name=${oc.env:GOLF_TEST_SECRET}", f"hydra.run.dir=/tmp/{OTHER_SECRET}",
+                "hydra.sweep.dir=/tmp/${oc.env:GOLF_PIN_TOKEN}", "paths.root=/tmp/x7k"):
+        with pytest.raises(ConfigError) as refused:
+            protect_secrets([arg])
+        assert OTHER_SECRET not in str(refused.value) and "x7k" not in str(refused.value)
+        assert "(a secret)" in str(refused.value)
+
+
+@pytest.mark.slow
+def test_a_sweep_writes_no_secret_anywhere_and_a_secret_name_is_refused(tmp_path, text_corpus):
+    """A 2-job multirun with the secret shell-expanded into an override: Hydra's multirun.yaml and every job's files
+    (W&B's included) hold no trace of it; a run name that would carry it is refused with exit 2 before any folder."""
+    import subprocess
+
+    env = {**os.environ, "WANDB_MODE": "offline", "GOLF_TEST_SECRET": OTHER_SECRET, "GOLF_PIN_TOKEN": "x7k",
+           "WANDB_SILENT": "true"}
+    sweep = tmp_path / "sweep"
+    args = ["-m", "model=tiny", "data=text_dir", f"data.path={text_corpus}", "data.vocab_size=384",
+            "train.batch_tokens=2048", "train.seq_len=64", "train.iterations=1", "eval.max_tokens=2048",
+            "eval.compressor_baselines=false", "logger=wandb", "logger.mode=offline", "seed=1,2",
+            f"logger.group={OTHER_SECRET}", "logger.tags=[pin-x7k]", f"paths.root={tmp_path / 'out'}",
+            f"hydra.sweep.dir={sweep}"]
+    result = subprocess.run([sys.executable, "-m", "golf.train", *args], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    files = [f for f in sweep.rglob("*") if f.is_file()]
+    assert any(f.name == "multirun.yaml" for f in files) and len(list(sweep.glob("*/metrics.json"))) == 2
+    for file in files:
+        data = file.read_bytes()
+        assert OTHER_SECRET.encode() not in data and b"pin-x7k" not in data, file
+    assert OTHER_SECRET not in result.stdout + result.stderr
+
+    refused = subprocess.run([sys.executable, "-m", "golf.train", "model=tiny", "name=${oc.env:GOLF_TEST_SECRET}",
+                              f"paths.root={tmp_path / 'out2'}"], cwd=REPO_ROOT, env=env, capture_output=True,
+                             text=True, timeout=300)
+    assert refused.returncode == 2 and "(a secret)" in refused.stderr and "Traceback" not in refused.stderr
+    assert not (tmp_path / "out2").exists() and OTHER_SECRET not in refused.stderr
