@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from golf.runs import LoggerConfig
 from golf.wandb_names import write_swept_keys
-from golf.wandb_run import WandbRun
+from golf.wandb_run import WandbRun, wandb_enabled
 
 SUMMARY_FILES = ("summary.csv", "summary.md")
 
@@ -92,8 +92,10 @@ def log_sweep_to_wandb(config: DictConfig, sweep_dir: Path, result: Any) -> None
     """One W&B run (job_type "summary") in the sweep's group with the table, the plots and the summary files;
     golf's WandbRun decides the mode and swallows W&B's errors, as for every job."""
     try:
-        swept = swept_overrides(config)
         logger = LoggerConfig(**OmegaConf.to_container(config.logger, resolve=True))
+        if not wandb_enabled(logger):
+            return
+        swept = swept_overrides(config)
         logger = dataclasses.replace(logger, group=logger.group or sweep_dir.name,
                                      tags=[*logger.tags, *sweep_tags(config, swept)])
         labels = dict(name=f"summary @ {sweep_dir.name}", config=sweep_config(config, swept))

@@ -50,14 +50,18 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def wandb_enabled(cfg: LoggerConfig) -> bool:
+    """WANDB_MODE in the environment wins (tests and CI set it to disabled)."""
+    return cfg.name != "none" and (os.environ.get("WANDB_MODE") or cfg.mode) != "disabled"
+
+
 class WandbRun:
     def __init__(self, cfg: LoggerConfig, run_dir: Path, name: str, config: dict[str, Any], job_type: str = "train"):
         self.run = None
         self.cfg, self.run_dir = cfg, Path(run_dir)
-        # WANDB_MODE in the environment wins (tests and CI set it to disabled).
-        mode = os.environ.get("WANDB_MODE") or cfg.mode
-        if cfg.name == "none" or mode == "disabled":
+        if not wandb_enabled(cfg):
             return
+        mode = os.environ.get("WANDB_MODE") or cfg.mode
         argv = sys.argv
         try:
             import wandb
