@@ -24,7 +24,9 @@ TINY = ["model=tiny", "data=text_dir", "data.vocab_size=384", "train.batch_token
         "ttt=score_first", "ttt.chunk_tokens=1024", "ttt.epochs=1", "ttt.batch_seqs=4",
         "logger=wandb", "logger.log_artifact=true"]
 
-LOG_BLOCK, LOG_HEADER, WANDB_HEADER = 32768, 7, 7  # the leveldb log format the SDK writes, after ":W&B" + magic + version
+# The SDK writes leveldb's log format (32 KiB blocks of checksum, length, type + body) after a 7-byte header
+# (":W&B", a 2-byte magic, a version byte).
+LOG_BLOCK, LOG_HEADER, WANDB_HEADER = 32768, 7, 7
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 
 

@@ -96,7 +96,7 @@ def test_finish_attaches_the_run_files_under_golf_and_the_artifact_when_asked(fa
     run.finish({"artifact_path": str(artifact), "artifact_bytes": 99})
     files_dir = tmp_path / "wandb_files"
     assert [(path, base) for path, base, _ in fake_wandb.run.saved] == [
-        (str(files_dir / "golf" / "config.yaml"), str(files_dir)), (str(files_dir / "golf" / "train.log"), str(files_dir))]
+        (str(files_dir / "golf" / name), str(files_dir)) for name in ("config.yaml", "train.log")]
     assert (files_dir / "golf" / "train.log").read_text() == "train.log text"
     (logged,) = fake_wandb.run.artifacts
     sha256 = hashlib.sha256(artifact.read_bytes()).hexdigest()
