@@ -46,7 +46,8 @@ from golf.quant.artifact import export_artifact, write_artifact
 from golf.quant.code_size import ARTIFACT_LIMIT_BYTES, size_accounting
 from golf.restart import finished_earlier
 from golf.runs import RunDir
-from golf.scorecard import scorecard
+from golf.logs import progress_allowed
+from golf.scorecard import show_scorecard
 from golf.trainer import Trainer
 from golf.training_hooks import TrainingBatches, build_hooks
 from golf.wandb_names import run_name
@@ -74,7 +75,7 @@ def run_job(cfg: GolfConfig, run_dir: Path, overrides: list[str], body: Optional
     done = finished_earlier(Path(run_dir), plain, cfg.train.resume)
     if done is not None:
         if main:
-            print(scorecard(done, Path(run_dir)))
+            show_scorecard(done, Path(run_dir))
         return done
     run = RunDir(run_dir, writer=main)
     run.start(plain, overrides)
@@ -92,7 +93,7 @@ def run_job(cfg: GolfConfig, run_dir: Path, overrides: list[str], body: Optional
         run.finish(metrics)
         tracker.finish(metrics)
     if main:
-        print(scorecard(metrics, run.path))
+        show_scorecard(metrics, run.path)
     return metrics
 
 
@@ -304,7 +305,7 @@ def _train_and_export(cfg: GolfConfig, run: RunDir, tracker: WandbRun, data: Pre
     trainer = Trainer(model, build_optimizers(model, cfg.optim, device.type),
                       DistributedTokenLoader(data.train_files, rank, world), train_cfg, cfg.optim, device, amp,
                       log=run.log, log_metrics=log_metrics, validate=validate,
-                      show_progress=rank == 0, compile_model=cfg.hardware.compile,
+                      show_progress=rank == 0 and progress_allowed(), compile_model=cfg.hardware.compile,
                       checkpointer=checkpointer if cfg.train.checkpoint_every > 0 else None)
     hooks = build_hooks(
         cfg, model, trainer.fraction_done, autocast=amp, log=run.log,

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any, Optional
 
 import yaml
-from tqdm import tqdm
 
 from golf import REPO_ROOT
 from golf.atomic import atomic_write_json, atomic_write_text
 from golf.errors import writes_to
+from golf.logs import ensure_terminal, file_is_logged, get_logger
 
+RUN_LOG = get_logger("golf.run")
 LOGGER_MODES = ("offline", "online", "disabled")
 
 
@@ -102,7 +103,10 @@ class RunDir:
         if not self.writer:
             return
         message = redact(message, self.secrets)
-        tqdm.write(message)  # prints above a progress bar instead of through it
+        ensure_terminal()  # outside a Hydra job nothing else sets up the terminal (golf/logs.py)
+        RUN_LOG.info(message)  # through logging: hydra/job_logging decides how the terminal shows it
+        if file_is_logged(self.path / "train.log"):
+            return
         with writes_to(self.path / "train.log"), open(self.path / "train.log", "a", encoding="utf-8") as f:
             f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from golf.logs import ensure_terminal, get_logger
+
 COMPRESSOR_LABELS = {"zlib_9": "zlib -9", "zstd_19": "zstd -19", "xz_9": "xz -9"}
 
 
@@ -84,3 +86,10 @@ def scorecard(m: dict[str, Any], run_dir: Path | None = None) -> str:
     title = "golf scorecard" + (f"  {run_dir}" if run_dir else "")
     lines = [title, "-" * len(title)] + [f"{k:<{width}}  {v}" for k, v in rows]
     return "\n".join(lines)
+
+
+def show_scorecard(m: dict[str, Any], run_dir: Path | None = None) -> None:
+    """The scorecard on the terminal, through logging like every golf message (a parallel job's lines carry its
+    number)."""
+    ensure_terminal()
+    get_logger("golf.scorecard").info(scorecard(m, run_dir))

