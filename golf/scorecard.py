@@ -7,6 +7,7 @@ from typing import Any
 
 from golf.logs import ensure_terminal, get_logger
 
+SCORECARD_LOG = get_logger("golf.scorecard")  # made at import, so hydra/job_logging=disabled silences it too
 COMPRESSOR_LABELS = {"zlib_9": "zlib -9", "zstd_19": "zstd -19", "xz_9": "xz -9"}
 
 
@@ -92,4 +93,4 @@ def show_scorecard(m: dict[str, Any], run_dir: Path | None = None) -> None:
     """The scorecard on the terminal, through logging like every golf message (a parallel job's lines carry its
     number)."""
     ensure_terminal()
-    get_logger("golf.scorecard").info(scorecard(m, run_dir))
+    SCORECARD_LOG.info(scorecard(m, run_dir))
