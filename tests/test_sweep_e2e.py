@@ -32,5 +32,9 @@ def test_a_ttt_grid_trains_once_per_seed_and_reports(text_corpus, tmp_path):
         by_lr.setdefault(yaml.safe_load((job / "config.yaml").read_text())["ttt"]["lr"], []).append(m["status"])
     assert by_lr == {0.01: ["ok", "ok"], 1e9: ["diverged", "diverged"]}  # the sweep went on past the divergence
     rows = list(csv.DictReader(open(sweep / "summary.csv")))
-    assert len(rows) == 2 and sorted(int(r["n_diverged"]) for r in rows) == [0, 2]
+    assert len(rows) == 3 and sorted(int(r["n_diverged"]) for r in rows) == [0, 0, 2]
+    (reference,) = [r for r in rows if r["label"].startswith("no TTT")]  # every job runs TTT: the reference row
+    assert reference["baseline"] == "true" and reference["n"] == "2"  # the two seeds' artifacts, without TTT
+    no_ttt = {m["no_ttt_val_bpb"] for m in metrics}  # what each job measured on its artifact
+    assert len(no_ttt) == 2 and float(reference["val_bpb_mean"]) == pytest.approx(sum(no_ttt) / 2)
     assert (sweep / "summary.md").exists() and "sweep report" in result.stdout
