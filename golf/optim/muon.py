@@ -6,6 +6,10 @@ grad) only up to a factor that NS normalization cancels while momentum is consta
 from 0.85 to 0.95; it applies decoupled weight decay by default (0.1; the baseline has none); it always runs
 Newton-Schulz in bf16 and clamps the norm instead of adding eps; and it has no distributed share-out, so every rank
 orthogonalizes every matrix. The shape scaling max(1, rows/cols)**0.5 and the coefficients are the same.
+
+The arithmetic follows the challenge's script operation for operation (the order of each product, the dtype each
+scaling is applied in), so that with equal inputs the updates are equal bit for bit, in bf16 too
+(tests/parity/test_baseline_training.py runs both).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ def zeropower_via_newton_schulz(G: Tensor, steps: int = 5, eps: float = 1e-7, dt
         X = X.T
     for _ in range(steps):
         A = X @ X.T
-        B = b * A + c * (A @ A)
+        B = b * A + (c * A) @ A  # the script's order: in bf16, c * (A @ A) rounds differently
         X = a * X + B @ X
     return X.T if tall else X
 
@@ -130,7 +134,9 @@ class Muon(torch.optim.Optimizer):
                 buf = self.state[p]["momentum_buffer"]
                 update = p.grad.add(buf, alpha=group["momentum"]) if group["nesterov"] else buf
                 update = orthogonalize(update, steps=group["backend_steps"], dtype=group["ns_dtype"])
-                update = update.float() * max(1.0, p.size(0) / p.size(1)) ** 0.5  # same RMS per element, any shape
+                # same RMS per element, any shape; scaled in the NS dtype, then widened (the script scales its bf16
+                # result in place before storing it: scaling in fp32 would round differently for tall matrices)
+                update = (update * max(1.0, p.size(0) / p.size(1)) ** 0.5).float()
                 flat[offset: offset + p.numel()] = update.reshape(-1)
             offset += p.numel()
 
