@@ -335,6 +335,7 @@ def _validate_hardware(hw: HardwareConfig) -> None:
     _at_least("hardware.nnodes", hw.nnodes, 1)
     _choice("hardware.device", hw.device, DEVICES)
     _choice("hardware.dtype", hw.dtype, DTYPES)
+    _choice("hardware.embed_dtype", hw.embed_dtype, DTYPES)
     _choice("hardware.backend", hw.backend, BACKENDS)
     _require(not (hw.backend == "nccl" and hw.device == "cpu"), "hardware.backend", hw.backend,
              "gloo or auto on hardware.device=cpu (NCCL needs GPUs)")

@@ -26,6 +26,7 @@ class HardwareConfig:
     timeout_s: float = 300.0  # collective timeout: a stuck collective fails the job instead of hanging it
     device: str = "cpu"
     dtype: str = "float32"  # compute dtype of matmuls (autocast); master weights stay fp32
+    embed_dtype: str = "float32"  # dtype of the token tables' weights (nn.Embedding) and so of their Adam state
     compile: bool = False
     micro_batch_tokens: int = 0  # most tokens one rank puts through a forward (per-device batch); 0 = train.grad_accum_steps decides
     threads: int = 0  # torch intra-op threads; 0 = OMP_NUM_THREADS if set, else the process's cores / nproc_per_node
@@ -77,6 +78,22 @@ def cpu_threads(hw: HardwareConfig) -> int:
     except AttributeError:  # not Linux
         cores = os.cpu_count() or 1
     return max(1, cores // max(hw.nproc_per_node, 1))
+
+
+TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def apply_precision_policy(model: torch.nn.Module, hw: HardwareConfig) -> torch.nn.Module:
+    """The parameter dtypes the challenge's scripts train with: on CUDA they cast the model to bf16, then give every
+    CastedLinear and every small or control parameter back its fp32, which leaves the token tables (nn.Embedding:
+    tok_emb, and in the records the bigram and value-embedding tables) in bf16, their Adam moments too.
+    hardware.embed_dtype=bfloat16 (the GPU options) reproduces that; fp32 (the CPU options) keeps every weight fp32.
+    Returns the model."""
+    dtype = TORCH_DTYPES[hw.embed_dtype]
+    for module in model.modules():
+        if isinstance(module, torch.nn.Embedding):
+            module.to(dtype)
+    return model
 
 
 def autocast(hw: HardwareConfig, device: torch.device) -> contextlib.AbstractContextManager:

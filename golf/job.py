@@ -39,7 +39,7 @@ from golf.evaluate.bpb import EvalResult
 from golf.evaluate.windows import evaluate_standard
 from golf.evaluate.compressors import compressor_bpb
 from golf.evaluate.scoring import write_side_files, score_artifact_file
-from golf.hardware import autocast, grad_accum_per_rank, setup_device
+from golf.hardware import apply_precision_policy, autocast, grad_accum_per_rank, setup_device
 from golf.model.gpt import GPT, count_parameters
 from golf.optim.build import build_optimizers
 from golf.quant.artifact import export_artifact, write_artifact
@@ -272,7 +272,7 @@ def _train_and_export(cfg: GolfConfig, run: RunDir, tracker: WandbRun, data: Pre
                       device: torch.device, amp, data_sha256: str) -> dict[str, Any]:
     """Train, average, score the weights in memory (pre-quant), export run_dir/artifact.golf; the training metrics."""
     torch.manual_seed(cfg.seed)  # the init depends on the seed alone, not on what data preparation consumed
-    model = GPT(cfg.model, cfg.data.vocab_size).to(device)
+    model = apply_precision_policy(GPT(cfg.model, cfg.data.vocab_size).to(device), cfg.hardware)
     broadcast_parameters(model)
     rank, world = rank_world()
     n_params = count_parameters(model)

@@ -25,7 +25,7 @@ from golf.config import GolfConfig
 from golf.data.loader import DistributedTokenLoader
 from golf.data.shards import TokenArray
 from golf.errors import ConfigError
-from golf.hardware import autocast, grad_accum_per_rank, setup_device
+from golf.hardware import apply_precision_policy, autocast, grad_accum_per_rank, setup_device
 from golf.job import load_data, seed_everything
 from golf.model.gpt import GPT, count_parameters
 from golf.optim.build import build_optimizers
@@ -97,7 +97,7 @@ def run_bench(cfg: GolfConfig, run_dir: Path, say: Callable[[str], None] = print
 
     data, _, tables, _ = load_data(cfg, say)
     torch.manual_seed(cfg.seed)
-    model = GPT(cfg.model, cfg.data.vocab_size).to(device)
+    model = apply_precision_policy(GPT(cfg.model, cfg.data.vocab_size).to(device), cfg.hardware)
     flops = model_flops(model, cfg.train.seq_len)
     accum = grad_accum_per_rank(cfg.train.batch_tokens, cfg.train.seq_len, cfg.train.grad_accum_steps, cfg.hardware)
     train_cfg = dataclasses.replace(cfg.train, grad_accum_steps=accum, priming_steps=0, val_every=0,

@@ -8,6 +8,9 @@ import math
 import pytest
 import torch
 
+from golf.cli import compose
+from golf.config import to_golf_config
+from golf.hardware import apply_precision_policy
 from golf.model.gpt import GPT, count_parameters, expected_parameter_count
 from reference_scripts import load_script
 from script_models import (SMALL, VOCAB, baseline_script_gpt, batch, golf_model_config, meta_parameter_count,
@@ -97,3 +100,20 @@ def test_a_perturbed_option_is_caught(small) -> None:
         want, _ = script_logits(m, script, x, y)
         assert not torch.equal(golf(x).reshape(want.shape), want)
     assert count_parameters(golf) == sum(p.numel() for p in script.parameters())
+
+
+def test_gpu_precision_policy_is_the_scripts(reference) -> None:
+    """hardware=1xh100/8xh100 (embed_dtype=bfloat16) leaves each parameter in the dtype the script's main() does:
+    .bfloat16(), then CastedLinear modules and small/control parameters back to fp32."""
+    cfg = golf_model_config("baseline9l", **SMALL)
+    m = load_script(reference / "train_gpt.py", script_env(cfg, VOCAB))
+    script = baseline_script_gpt(m).bfloat16()
+    for module in script.modules():
+        if isinstance(module, m.CastedLinear):
+            module.float()
+    m.restore_low_dim_params_to_fp32(script)
+    hw = to_golf_config(compose(["hardware=1xh100"])).hardware
+    golf = apply_precision_policy(GPT(cfg, VOCAB), hw)
+    want = {name: p.dtype for name, p in script.named_parameters()}
+    got = {name: p.dtype for name, p in golf.named_parameters()}
+    assert got == want and torch.bfloat16 in got.values()
