@@ -30,7 +30,7 @@ from golf.hardware import BACKENDS, DEVICES, DTYPES, HardwareConfig
 from golf.model.gpt import ModelConfig, option_problems
 from golf.model.reptile import reptile_problems
 from golf.optim.build import OptimConfig
-from golf.quant.config import ALLOWED_BITS, CATEGORIES, COMPRESSORS, QUANT_SCHEMES, QuantConfig
+from golf.quant.config import QuantConfig, quant_problems
 from golf.report_config import ReportConfig
 from golf.runs import LOGGER_MODES, LoggerConfig, secret_in
 from golf.trainer import RESUME_MODES, TrainConfig
@@ -167,7 +167,7 @@ def validate(cfg: GolfConfig) -> None:
     _validate_model(cfg.model)
     _validate_train(cfg)
     _validate_optim(cfg.optim)
-    _validate_quant(cfg.quant)
+    _refuse_any(quant_problems(cfg.quant))
     _validate_ttt(cfg)
     _validate_hardware(cfg.hardware)
     _refuse_any(bench_problems(cfg.bench))
@@ -276,29 +276,6 @@ def _validate_optim(optim: OptimConfig) -> None:
     _require(not (optim.swa.enabled and optim.ema.decay > 0), "optim.swa.enabled", optim.swa.enabled,
              f"false while optim.ema.decay={optim.ema.decay} is on: EMA and SWA are alternatives, pick one")
     _refuse_any(reptile_problems(optim.reptile))
-
-
-COMPRESSION_LEVELS = {"zlib": (0, 9), "zstd": (1, 22), "lzma": (0, 9), "none": (0, 0)}
-
-
-def _validate_quant(quant: QuantConfig) -> None:
-    _choice("quant.name", quant.name, QUANT_SCHEMES)
-    for category in CATEGORIES:
-        bits = getattr(quant.bits, category)
-        _require(bits in ALLOWED_BITS, f"quant.bits.{category}", bits,
-                 "2..8 (integers, per row), 16 (fp16) or 32 (fp32)")
-    _fraction("quant.clip_percentile", quant.clip_percentile, 0.0, 100.0)
-    _at_least("quant.clip_floor", quant.clip_floor, 0.0)
-    _require(0.0 <= quant.prune_frac < 1.0, "quant.prune_frac", quant.prune_frac, "a fraction in [0, 1)")
-    _at_least("quant.passthrough_numel", quant.passthrough_numel, 0)
-    _choice("quant.compressor", quant.compressor, COMPRESSORS)
-    low, high = COMPRESSION_LEVELS[quant.compressor]
-    _require(low <= quant.level <= high, "quant.level", quant.level,
-             f"an integer in [{low}, {high}] for quant.compressor={quant.compressor}")
-    qat = quant.qat
-    _require(0.0 <= qat.start <= 1.0, "quant.qat.start", qat.start, "a fraction of the warm-down in [0, 1]")
-    _require(0 < qat.temperature_start <= qat.temperature_end, "quant.qat.temperature_start", qat.temperature_start,
-             f"a number > 0 and <= quant.qat.temperature_end={qat.temperature_end} (sharpness grows)")
 
 
 def _validate_ttt(cfg: GolfConfig) -> None:

@@ -5,8 +5,8 @@ Format (version 1; keep stable):
     8 bytes   magic b"GOLFART\\x01"
     8 bytes   H, the header length, little-endian uint64
     H bytes   header: UTF-8 JSON, keys sorted, separators "," and ":", ASCII only, no timestamps
-    the rest  the payload, compressed as header["compressor"] says ("zlib" level L, "zstd" level L, "lzma" preset L,
-              "none"), and nothing after it
+    the rest  the payload, compressed as header["compressor"] says (a name in golf/quant/compressors.py's registry:
+              "zlib", "zstd", "lzma" at level/preset L, or "none"), and nothing after it
 
 Header keys: "format" = "golf-artifact", "version" = 1, "model" (the caller's model config), "vocab_size",
 "quant" (the QuantConfig used), "compressor", "level", "payload_bytes" and "payload_sha256" (of the uncompressed
@@ -22,10 +22,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import lzma
 import os
 import struct
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,14 +31,14 @@ from typing import Any
 
 import numpy as np
 import torch
-import zstandard
 from torch import Tensor
 
 from golf.atomic import atomic_write_bytes
 from golf.errors import GolfError
+from golf.quant import compressors, encoders
 from golf.quant.config import QuantConfig
 from golf.quant.quantize import (
-    category_of, dequantize_rows, dequantize_tensor, plan_encoding, prune_smallest, quantize_rows, quantize_tensor,
+    category_of, dequantize_rows, dequantize_tensor, plan_encoding, prune_smallest, quantize_tensor,
 )
 
 MAGIC = b"GOLFART\x01"
@@ -53,7 +51,6 @@ _SCALE_DTYPE = np.dtype("<f2")
 # 16 MB budget allows decodes to well under 1 GiB (one byte per weight, fp32 passthrough at most).
 MAX_HEADER_BYTES = 1 << 24
 MAX_PAYLOAD_BYTES = 1 << 30
-_FEED_BYTES = 1 << 10  # compressed bytes fed at a time: one zstd/zlib/xz step cannot inflate past ~32 MiB
 _ENTRY_KEYS = ("name", "shape", "dtype", "category", "encoding", "bits", "per_row", "offset", "nbytes",
                "scale_offset", "scale_nbytes")
 
@@ -91,50 +88,9 @@ def artifact_sha256(data: bytes) -> str:
 
 def compress(payload: bytes, compressor: str, level: int) -> bytes:
     try:
-        return _compress(payload, compressor, level)
-    except (zlib.error, lzma.LZMAError, zstandard.ZstdError, ValueError) as e:
+        return compressors.get(compressor).compress(payload, level)
+    except compressors.errors() as e:
         raise ArtifactError(f"quant.level: {compressor} cannot compress at level {level} ({e})") from e
-
-
-def _compress(payload: bytes, compressor: str, level: int) -> bytes:
-    if compressor == "zlib":
-        return zlib.compress(payload, level)
-    if compressor == "zstd":
-        return zstandard.ZstdCompressor(level=level).compress(payload)
-    if compressor == "lzma":
-        return lzma.compress(payload, format=lzma.FORMAT_XZ, preset=level)
-    if compressor == "none":
-        return payload
-    raise ArtifactError(f"quant.compressor: unknown compressor {compressor!r}; expected zlib, zstd, lzma or none")
-
-
-def _decompress(blob: bytes, compressor: str, limit: int) -> bytes:
-    """The payload, never more than `limit` bytes of it however the stream is crafted: the compressed bytes are fed
-    a little at a time and decompression stops as soon as the output passes the limit. Raises ValueError on
-    truncated streams, trailing bytes and streams longer than the limit."""
-    if compressor == "none":
-        return blob
-    if compressor == "zlib":
-        stream = zlib.decompressobj()
-        step = lambda chunk: stream.decompress(chunk, limit + 1)  # noqa: E731
-    elif compressor == "lzma":
-        stream = lzma.LZMADecompressor()
-        step = lambda chunk: stream.decompress(chunk, limit + 1)  # noqa: E731
-    elif compressor == "zstd":
-        stream = zstandard.ZstdDecompressor().decompressobj()
-        step = stream.decompress  # no output cap of its own: the small feed bounds each step
-    else:
-        raise ValueError(f"unknown compressor {compressor!r}; expected zlib, zstd, lzma or none")
-    parts, produced, fed = [], 0, 0
-    while fed < len(blob) and not stream.eof:
-        parts.append(step(blob[fed: fed + _FEED_BYTES]))  # zlib and xz also stop at limit + 1 bytes themselves
-        fed += _FEED_BYTES
-        produced += len(parts[-1])
-        if produced > limit:
-            raise ValueError(f"it holds more bytes than the header's payload_bytes ({limit:,})")
-    if not stream.eof or stream.unused_data or fed < len(blob):
-        raise ValueError("the compressed stream is truncated or followed by extra bytes")
-    return b"".join(parts)
 
 
 def _encode(name: str, tensor: Tensor, cfg: QuantConfig) -> tuple[dict[str, Any], bytes, bytes]:
@@ -150,7 +106,7 @@ def _encode(name: str, tensor: Tensor, cfg: QuantConfig) -> tuple[dict[str, Any]
             raise ArtifactError(f"tensor {name!r} has NaN or infinite values; it cannot be quantized")
         w = prune_smallest(t.float(), cfg.prune_frac) if cfg.prune_frac > 0 else t
         if enc.per_row:
-            q, scale = quantize_rows(w, enc.bits, cfg.clip_percentile, cfg.clip_floor)
+            q, scale = encoders.get(cfg.encoder).quantize_rows(name, w, enc.bits, cfg)
         else:
             q, scale = quantize_tensor(w, enc.bits, cfg.clip_percentile)
         values = q.numpy().astype(_VALUE_DTYPES["int"]).tobytes()
@@ -266,11 +222,11 @@ def _unframe(data: bytes, source: str) -> tuple[dict[str, Any], bytes]:
         raise ArtifactError(f"{source}: the header declares a payload of {header['payload_bytes']:,} bytes; golf "
                             f"reads at most {MAX_PAYLOAD_BYTES:,}: damaged or hostile")
     compressor = header["compressor"]
-    if compressor not in ("zlib", "zstd", "lzma", "none"):
-        raise ArtifactError(f"{source}: unknown compressor {compressor!r}; expected zlib, zstd, lzma or none")
+    if compressor not in compressors.names():
+        raise ArtifactError(f"{source}: unknown compressor {compressor!r}; expected {', '.join(compressors.names())}")
     try:
-        payload = _decompress(data[_PREFIX.size + header_len:], compressor, header["payload_bytes"])
-    except (zlib.error, lzma.LZMAError, zstandard.ZstdError, ValueError) as e:
+        payload = compressors.decompress(data[_PREFIX.size + header_len:], compressor, header["payload_bytes"])
+    except compressors.errors() as e:
         raise ArtifactError(f"{source}: the {compressor} payload does not decompress ({e}): truncated or corrupted") \
             from e
     if len(payload) != header["payload_bytes"]:

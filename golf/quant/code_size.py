@@ -25,6 +25,8 @@ ARTIFACT_CODE_FILES = (
     "golf/quant/__init__.py",
     "golf/quant/config.py",
     "golf/quant/quantize.py",
+    "golf/quant/compressors.py",
+    "golf/quant/encoders.py",
     "golf/quant/artifact.py",
     "golf/data/__init__.py",
     "golf/data/shards.py",

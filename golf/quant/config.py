@@ -1,9 +1,16 @@
-"""Export settings: how each tensor category is stored, how the payload is compressed, and QAT."""
+"""Export settings: how each tensor category is stored, how the payload is compressed, and QAT; and their checks.
 
+No torch here: the top-level config imports this to check quant.* (quant_problems). `quant=` presets in
+conf/quant/ are only YAML over these keys; quant.name is their label.
+"""
+
+import math
 from dataclasses import dataclass, field
+from typing import Any
 
-QUANT_SCHEMES = ("none", "int8_zlib", "int6_zstd", "int5_zstd", "mixed")
-COMPRESSORS = ("zlib", "zstd", "lzma", "none")
+from golf.quant import compressors
+
+ENCODERS = ("rtn",)  # golf/quant/encoders.py registers one encoder under each name (a test checks they agree)
 # bits per category: 2..8 quantize to integers (per row for matrices); 16 keeps fp16; 32 keeps fp32
 ALLOWED_BITS = (2, 3, 4, 5, 6, 7, 8, 16, 32)
 CATEGORIES = ("embed", "attn", "mlp", "other")
@@ -28,7 +35,8 @@ class QATConfig:
 
 @dataclass
 class QuantConfig:
-    name: str = "none"
+    name: str = "none"  # a label (the preset's name): it selects nothing
+    encoder: str = "rtn"  # how matrices become int codes (golf/quant/encoders.py): rtn = round to nearest
     bits: QuantBits = field(default_factory=QuantBits)
     clip_percentile: float = 99.99984  # per-row clip of |w| before scaling (the challenge's int8 export)
     clip_floor: float = 1.0  # per-row scale >= clip_floor / qmax, as the challenge's clamp_min(1/qmax); 0 = own grid
@@ -37,3 +45,34 @@ class QuantConfig:
     compressor: str = "zlib"
     level: int = 9
     qat: QATConfig = field(default_factory=QATConfig)
+
+
+def quant_problems(quant: QuantConfig) -> list[tuple[str, Any, str]]:
+    """(key, value, what is allowed) for every quant.* value that cannot run; empty when all is well."""
+    problems: list[tuple[str, Any, str]] = []
+
+    def need(ok: bool, key: str, value: Any, allowed: str) -> None:
+        if not ok:
+            problems.append((f"quant.{key}", value, allowed))
+
+    need(quant.encoder in ENCODERS, "encoder", quant.encoder, "one of " + ", ".join(ENCODERS))
+    for category in CATEGORIES:
+        bits = getattr(quant.bits, category)
+        need(bits in ALLOWED_BITS, f"bits.{category}", bits, "2..8 (integers, per row), 16 (fp16) or 32 (fp32)")
+    need(math.isfinite(quant.clip_percentile) and 0.0 < quant.clip_percentile <= 100.0, "clip_percentile",
+         quant.clip_percentile, "a number in (0.0, 100.0]")
+    need(math.isfinite(quant.clip_floor) and quant.clip_floor >= 0.0, "clip_floor", quant.clip_floor,
+         "a number >= 0.0")
+    need(0.0 <= quant.prune_frac < 1.0, "prune_frac", quant.prune_frac, "a fraction in [0, 1)")
+    need(quant.passthrough_numel >= 0, "passthrough_numel", quant.passthrough_numel, "a number >= 0")
+    if quant.compressor not in compressors.names():
+        need(False, "compressor", quant.compressor, "one of " + ", ".join(compressors.names()))
+    else:
+        low, high = compressors.get(quant.compressor).levels
+        need(low <= quant.level <= high, "level", quant.level,
+             f"an integer in [{low}, {high}] for quant.compressor={quant.compressor}")
+    qat = quant.qat
+    need(0.0 <= qat.start <= 1.0, "qat.start", qat.start, "a fraction of the warm-down in [0, 1]")
+    need(0 < qat.temperature_start <= qat.temperature_end, "qat.temperature_start", qat.temperature_start,
+         f"a number > 0 and <= quant.qat.temperature_end={qat.temperature_end} (sharpness grows)")
+    return problems
