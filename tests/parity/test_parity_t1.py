@@ -22,12 +22,13 @@ from script_models import (VOCAB, batch, golf_model_config, logged_parameter_cou
 pytestmark = pytest.mark.parity
 
 T1 = "2026-03-23"
-MISSING = ("golf has no key for BigramHash's learned output scale (bigram.scale, init 0.05; the records' init: zero "
-           "table, learned scale) nor for the value embedding's shared scale (ve_shared.scale, init 0.1); and golf's "
-           "SmearGate and BigramHash always treat a BOS as a document start, where T1's smear and hash across "
-           "documents: model.bigram_scale, model.value_embed_scale and a BOS-mask switch are missing (issue 17, "
-           "section 2). With the two scales folded into the projections and no BOS inside the sequence the logits "
-           "agree to 3e-7 relative (SmearGate's (1-g)x + g*prev is golf's x + g*(prev - x)).")
+# golf has no key for BigramHash's learned output scale (T1's bigram.scale, init 0.05, over a zero table) nor for the
+# value embedding's shared scale (ve_shared.scale, init 0.1); and golf's SmearGate and BigramHash always treat a BOS
+# as a document start, where T1's smear and hash across documents. With the two scales folded into the projections
+# and no BOS inside the sequence the logits agree to 3e-7 relative, not bitwise (SmearGate's (1-g)x + g*prev is
+# golf's x + g*(prev - x)).
+MISSING = ("missing keys: model.bigram_scale, model.value_embed_scale, and a switch for SmearGate's and BigramHash's "
+           "BOS mask (issue 17, section 2)")
 SMALL_T1 = dict(NUM_LAYERS=5, MODEL_DIM=64, NUM_HEADS=4, NUM_KV_HEADS=2, VOCAB_SIZE=VOCAB, BIGRAM_VOCAB_SIZE=64,
                 BIGRAM_DIM=16, VE_DIM=16, VE_LAYERS="3,4", XSA_LAST_N=2, ROPE_DIMS=8, TRAIN_SEQ_LEN=32)
 SMALL_GOLF = dict(num_layers=5, model_dim=64, num_heads=4, num_kv_heads=2, bigram_buckets=64, bigram_dim=16,
