@@ -1,5 +1,6 @@
-"""Everything distributed in one place: rank and world, process-group set-up and teardown, the small collectives the
-job needs, and the torchrun launch (README.md "Distributed"; docs/architecture.md).
+"""Running a job on several processes: the process group's set-up and teardown, the torchrun launch, the rendezvous
+and the ranks' failure reports (README.md "Distributed"; docs/architecture.md). The collectives themselves (rank and
+world, reductions, broadcasts) are golf/collectives.py's.
 
 Hydra stays outside torchrun. A job with hardware.nproc_per_node > 1 (or hardware.nnodes > 1) composes and validates
 once, writes config.yaml into its run directory and starts
@@ -25,19 +26,14 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import torch
-import torch.distributed as dist
 
+from golf import collectives
+from golf.collectives import broadcast_object, rank_world
 from golf.hardware import HardwareConfig
 
 CONFIG_ENV = "GOLF_CONFIG"  # set by the launcher: the resolved config.yaml every rank reads
 RUN_DIR_ENV = "GOLF_RUN_DIR"
 FAILED_PREFIX = "failed on rank"
-
-
-def rank_world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 def is_main() -> bool:
@@ -62,45 +58,21 @@ def backend_for(hw: HardwareConfig) -> str:
 @contextlib.contextmanager
 def process_group(hw: HardwareConfig) -> Iterator[None]:
     """init_process_group from torchrun's environment with the collective timeout set; a no-op for one process."""
-    if not under_torchrun() or int(os.environ["WORLD_SIZE"]) == 1 or dist.is_initialized():
+    if not under_torchrun() or int(os.environ["WORLD_SIZE"]) == 1 or collectives.initialized():
         yield
         return
     if hw.device == "cuda":
         torch.cuda.set_device(local_rank())
-    dist.init_process_group(backend_for(hw), timeout=datetime.timedelta(seconds=hw.timeout_s))
+    collectives.init(backend_for(hw), hw.timeout_s)
     try:
         yield
     finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-
-
-def barrier() -> None:
-    if rank_world()[1] > 1:
-        dist.barrier()
-
-
-def broadcast_object(obj: Any, src: int = 0) -> Any:
-    """`obj` of rank `src` on every rank (any picklable value: a decision, a dict of metrics, a path)."""
-    if rank_world()[1] == 1:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
-
-
-@torch.no_grad()
-def broadcast_parameters(module: torch.nn.Module) -> None:
-    """Rank 0's weights on every rank (the seed gives equal inits already; this makes it a guarantee)."""
-    if rank_world()[1] == 1:
-        return
-    for tensor in module.state_dict().values():
-        dist.broadcast(tensor, src=0)
+        collectives.shut_down()
 
 
 def note_failure(run_dir: Path, err: BaseException) -> None:
     """A failing rank's error into train.log (any rank may append this one line), so the job's log says why."""
-    rank = rank_world()[0] if dist.is_initialized() else int(os.environ.get("RANK", "0"))
+    rank = rank_world()[0] if collectives.initialized() else int(os.environ.get("RANK", "0"))
     detail = "".join(traceback.format_exception_only(type(err), err)).strip().replace("\n", " | ")
     line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {FAILED_PREFIX} {rank}: {detail}\n"
     print(line.strip(), file=sys.stderr)

@@ -19,7 +19,8 @@ from golf.cli import run_hydra
 from golf.config import GolfConfig
 from golf.errors import ConfigError
 from golf.evaluate.scoring import score_artifact_file, write_side_files
-from golf.dist import CONFIG_ENV, local_rank, needs_launch, rank_world, under_torchrun
+from golf.collectives import rank_world
+from golf.dist import CONFIG_ENV, local_rank, needs_launch, under_torchrun
 from golf.hardware import autocast, setup_device
 from golf.job import ARTIFACT_NAME, JobFailed, load_data_rank0_first, launch_job, record_logger, run_job
 from golf.quant.code_size import ARTIFACT_LIMIT_BYTES, size_accounting

@@ -31,10 +31,8 @@ from golf.data.prepare import PreparedData, ensure_prepared
 from golf.data.shards import TokenArray
 from golf.data.tokenizer import byte_tables, load_tokenizer
 from golf.errors import OutputError
-from golf.dist import (
-    barrier, broadcast_object, broadcast_parameters, failures_in_log, launch, local_rank, note_failure, process_group,
-    rank_world, rendezvous,
-)
+from golf.collectives import barrier, broadcast_object, broadcast_parameters, rank_world
+from golf.dist import failures_in_log, launch, local_rank, note_failure, process_group, rendezvous
 from golf.evaluate.bpb import EvalResult
 from golf.evaluate.windows import evaluate_standard
 from golf.evaluate.compressors import compressor_bpb

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional, Protocol
 
 import torch
-import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from golf.checkpoint import Checkpointer, rng_state, set_rng_state
+from golf.collectives import all_reduce_, barrier, rank_world
 from golf.data.loader import DistributedTokenLoader
 from golf.optim.build import OptimConfig, set_lr_scale, set_muon_momentum
 from golf.optim.schedule import lr_scale, muon_momentum
@@ -244,14 +244,13 @@ class Trainer:
 
     def save_checkpoint(self, step: int) -> None:
         """Rank 0 writes (every rank holds the same weights, optimizer state and data position); all wait for it."""
-        if not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0:
+        if rank_world()[0] == 0:
             self.checkpointer.save(step, self.state_dict())
-        if dist.is_available() and dist.is_initialized():
-            dist.barrier()
+        barrier()
 
 
 def _ddp(model: torch.nn.Module, device: torch.device) -> Optional[DistributedDataParallel]:
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if rank_world()[1] == 1:
         return None
     return DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None,
                                    broadcast_buffers=False, gradient_as_bucket_view=True)
@@ -264,17 +263,14 @@ def _time_left(step: int, elapsed: float, cfg: TrainConfig) -> float:
 
 def _any_rank(flag: bool, device: torch.device) -> bool:
     """Every rank agrees to stop when any rank's clock runs out."""
-    if not (dist.is_available() and dist.is_initialized()):
+    if rank_world()[1] == 1:
         return flag
-    t = torch.tensor(int(flag), device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+    return bool(all_reduce_(torch.tensor(int(flag), device=device), op="max").item())
 
 
 def _mean_over_ranks(loss: torch.Tensor) -> float:
     """The global batch's mean loss (each rank holds the mean of its equal share)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    world = rank_world()[1]
+    if world == 1:
         return float(loss.item())
-    t = loss.detach().to(torch.float64).clone()
-    dist.all_reduce(t)
-    return float(t.item()) / dist.get_world_size()
+    return float(all_reduce_(loss.detach().to(torch.float64).clone()).item()) / world

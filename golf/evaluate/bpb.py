@@ -13,7 +13,6 @@ from typing import Optional
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
 from golf.data.tokenizer import ByteTables
 
@@ -44,8 +43,3 @@ class ByteCounter:
     def __call__(self, prev_ids: torch.Tensor, target_ids: torch.Tensor) -> torch.Tensor:
         return self.base[target_ids] + (self.leading_space[target_ids] & ~self.boundary[prev_ids]).long()
 
-
-def rank_world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1

@@ -24,7 +24,7 @@ from golf.data.prepare import PreparedData
 from golf.data.shards import TokenArray
 from golf.data.tokenizer import byte_tables, load_tokenizer
 from golf.evaluate.artifact_eval import evaluate_artifact, load_model
-from golf.evaluate.bpb import rank_world
+from golf.collectives import rank_world
 from golf.evaluate.evaluation import evaluate_model, plan_for
 from golf.evaluate.windows import evaluate_windows
 from golf.scorecard import ttt_delta_phrase

@@ -22,12 +22,12 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from tqdm import tqdm
 
 from golf.data.shards import TokenArray
 from golf.data.tokenizer import ByteTables
-from golf.evaluate.bpb import ByteCounter, EvalResult, bits_per_byte, rank_world
+from golf.collectives import all_reduce_, gather_in_order, rank_world
+from golf.evaluate.bpb import ByteCounter, EvalResult, bits_per_byte
 
 
 @dataclass(frozen=True)
@@ -188,9 +188,7 @@ def evaluate_windows(
         scores = score_windows(model, val, mine, ByteCounter(tables, device), batch_seqs, device, autocast,
                                keep=save_token_nll, on_batch=bar.update)
     sums = torch.tensor([scores.nll_sum, float(scores.count), scores.byte_sum], dtype=torch.float64, device=device)
-    if rank_world()[1] > 1:
-        dist.all_reduce(sums)
-    nll_sum, tokens, byte_sum = (float(v) for v in sums.tolist())
+    nll_sum, tokens, byte_sum = (float(v) for v in all_reduce_(sums).tolist())
     token_nll = token_bytes = None
     if save_token_nll:  # every rank's share, gathered to all ranks in validation order
         token_nll, token_bytes = gather_in_order(scores.nll, device), gather_in_order(scores.bytes, device)
@@ -198,22 +196,6 @@ def evaluate_windows(
         val_loss=nll_sum / tokens, val_bpb=bits_per_byte(nll_sum, byte_sum), tokens=int(tokens), bytes=int(byte_sum),
         time_s=time.perf_counter() - start_time, token_nll=token_nll, token_bytes=token_bytes,
     )
-
-
-def gather_in_order(values: np.ndarray, device: torch.device) -> np.ndarray:
-    """The ranks' 1-D float64 arrays concatenated in rank order (ranks hold contiguous shares of the windows, so
-    rank order is target order); one process returns its own."""
-    world = rank_world()[1]
-    if world == 1:
-        return values
-    sizes = [torch.zeros(1, dtype=torch.int64, device=device) for _ in range(world)]
-    dist.all_gather(sizes, torch.tensor([len(values)], dtype=torch.int64, device=device))
-    counts = [int(s.item()) for s in sizes]
-    mine = torch.zeros(max(counts), dtype=torch.float64, device=device)
-    mine[:len(values)] = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64)).to(device)
-    gathered = [torch.empty_like(mine) for _ in range(world)]
-    dist.all_gather(gathered, mine)
-    return np.concatenate([g[:n].cpu().numpy() for g, n in zip(gathered, counts)])
 
 
 def evaluate_standard(model: torch.nn.Module, val: TokenArray, tables: ByteTables, seq_len: int, batch_seqs: int,

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from typing import Callable, ContextManager
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
+
+from golf.collectives import all_reduce_
 
 REPTILE_PARAMS = ("all", "attn", "mlp", "norms")
 
@@ -123,8 +124,7 @@ class Reptile:
             with torch.no_grad():
                 for p, p0 in zip(chosen, start):
                     delta = p - p0
-                    if dist.is_available() and dist.is_initialized():
-                        dist.all_reduce(delta, op=dist.ReduceOp.AVG)
+                    all_reduce_(delta, op="avg")
                     p.copy_(p0 + self.cfg.outer_lr * delta)
         finally:
             for p, g, flag in zip(all_params, saved_grads, saved_flags):

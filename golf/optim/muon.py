@@ -17,8 +17,9 @@ from __future__ import annotations
 from typing import Callable, Iterable, Optional
 
 import torch
-import torch.distributed as dist
 from torch import Tensor
+
+from golf.collectives import all_reduce_, rank_world
 
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)  # quintic; maximal slope at 0, converges to a band around 1
 
@@ -112,9 +113,7 @@ class Muon(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
 
-        distributed = dist.is_available() and dist.is_initialized()
-        world_size = dist.get_world_size() if distributed else 1
-        rank = dist.get_rank() if distributed else 0
+        rank, world_size = rank_world()
 
         todo = [(p, group) for group in self.param_groups for p in group["params"] if p.grad is not None]
         if not todo:
@@ -140,8 +139,7 @@ class Muon(torch.optim.Optimizer):
                 flat[offset: offset + p.numel()] = update.reshape(-1)
             offset += p.numel()
 
-        if world_size > 1:
-            dist.all_reduce(flat, op=dist.ReduceOp.SUM)  # each slot holds exactly one rank's update, the rest zeros
+        all_reduce_(flat)  # each slot holds exactly one rank's update, the rest zeros
 
         offset = 0
         for group in self.param_groups:

@@ -16,6 +16,7 @@ ARTIFACT_CODE_FILES = (
     "golf/__init__.py",
     "golf/errors.py",
     "golf/atomic.py",
+    "golf/collectives.py",  # ranks and reductions: evaluation splits windows among them
     "golf/model/__init__.py",
     "golf/model/gpt.py",
     "golf/model/attention.py",  # the record stack's options, imported by gpt.py

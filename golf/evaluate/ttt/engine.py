@@ -33,12 +33,12 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from golf.data.shards import TokenArray
 from golf.data.tokenizer import BOS_ID, ByteTables
-from golf.evaluate.bpb import ByteCounter, EvalResult, bits_per_byte, rank_world
+from golf.collectives import all_reduce_, all_reduce_grads_, gather_in_order, rank_world
+from golf.evaluate.bpb import ByteCounter, EvalResult, bits_per_byte
 from golf.evaluate.config import EvalConfig
 from golf.evaluate.ledger import ScoreLedger
 from golf.evaluate.ttt.config import TTTConfig
@@ -119,13 +119,6 @@ def rank_rows(n: int) -> range:
     return range(n * rank // world, n * (rank + 1) // world)
 
 
-def _all_reduce_grads(tensors: Sequence[torch.Tensor]) -> None:
-    flat = torch.cat([t.grad.reshape(-1) for t in tensors])
-    dist.all_reduce(flat)
-    offset = 0
-    for t in tensors:
-        t.grad.copy_(flat[offset:offset + t.numel()].view_as(t.grad))
-        offset += t.numel()
 
 
 class Adapter:
@@ -188,8 +181,7 @@ class Adapter:
         for t in self.tensors:
             if t.grad is None:
                 t.grad = torch.zeros_like(t)
-        if rank_world()[1] > 1:
-            _all_reduce_grads(self.tensors)
+        all_reduce_grads_(self.tensors)
 
     def _apply(self) -> None:
         if self.cfg.grad_clip > 0:
@@ -219,29 +211,13 @@ def _clock(device: torch.device) -> float:
     return time.perf_counter()
 
 
-def _gather_scores(values: np.ndarray, windows: Sequence[Window], device: torch.device) -> np.ndarray:
-    """Every rank's per-target values of a piece, in target order (ranks hold contiguous shares of its windows)."""
-    rank, world = rank_world()
-    if world == 1:
-        return values
-    n = len(windows)
-    sizes = [sum(w.scored for w in windows[n * r // world: n * (r + 1) // world]) for r in range(world)]
-    mine = torch.zeros(max(sizes), dtype=torch.float64, device=device)
-    mine[:len(values)] = torch.from_numpy(values).to(device)
-    gathered = [torch.empty_like(mine) for _ in range(world)]
-    dist.all_gather(gathered, mine)
-    return np.concatenate([g[:size].cpu().numpy() for g, size in zip(gathered, sizes)])
-
-
 def _score_piece(model, val, piece, counter, eval_cfg, device, autocast, keep: bool):
     """(nll sum, tokens, bytes) over all ranks in float64, and the per-target arrays when `keep`."""
     scores = score_windows(model, val, rank_windows(piece.windows), counter, eval_cfg.batch_seqs, device, autocast,
                            keep=keep)
-    sums = torch.tensor([scores.nll_sum, float(scores.count), scores.byte_sum], dtype=torch.float64, device=device)
-    if rank_world()[1] > 1:
-        dist.all_reduce(sums)
-    arrays = (_gather_scores(scores.nll, piece.windows, device), _gather_scores(scores.bytes, piece.windows, device)) \
-        if keep else None
+    sums = all_reduce_(torch.tensor([scores.nll_sum, float(scores.count), scores.byte_sum], dtype=torch.float64,
+                                    device=device))
+    arrays = (gather_in_order(scores.nll, device), gather_in_order(scores.bytes, device)) if keep else None
     return tuple(float(v) for v in sums.tolist()), arrays
 
 

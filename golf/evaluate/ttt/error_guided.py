@@ -11,10 +11,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.distributed as dist
 from torch import Tensor
 
-from golf.evaluate.bpb import rank_world
+from golf.collectives import all_gather_padded, rank_world
 
 
 def top_count(n_valid: int, frac: float) -> int:
@@ -26,14 +25,8 @@ def top_fraction_mask(nll: Tensor, mask: Tensor, k: int) -> Tensor:
     values = nll.detach()[mask].float()
     rank, world = rank_world()
     if world > 1:  # pad every rank's losses to the longest with -inf, gather, and keep the indices in my segment
-        count = torch.tensor([values.numel()], device=nll.device)
-        counts = [torch.zeros_like(count) for _ in range(world)]
-        dist.all_gather(counts, count)
-        width = int(max(c.item() for c in counts))
-        padded = torch.full((width,), -math.inf, device=nll.device)
-        padded[:values.numel()] = values
-        gathered = [torch.empty_like(padded) for _ in range(world)]
-        dist.all_gather(gathered, padded)
+        gathered, counts = all_gather_padded(values, -math.inf)
+        width = max(counts)
         top = torch.topk(torch.cat(gathered), k).indices
         local = top[(top >= rank * width) & (top < rank * width + values.numel())] - rank * width
     else:
