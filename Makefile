@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -e ".[dev,sweeps]"
 	touch $(STAMP)
 
-# conf/experiment/demo.yaml: 300 steps (no wall-clock cap), int8 + zlib, score-first TTT, the audit; about 5 minutes
+# conf/experiment/demo.yaml: 300 steps (no wall-clock cap), int8 + zlib, score-first TTT, the audit; about 6 minutes
 # on a quiet 2-core machine, the same val_bpb on a busy one
 demo: $(STAMP)
 	$(PY) -m golf.data prepare
