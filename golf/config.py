@@ -28,7 +28,7 @@ from golf.evaluate.ttt.config import (
 )
 from golf.hardware import BACKENDS, DEVICES, DTYPES, HardwareConfig
 from golf.model.gpt import ModelConfig, option_problems
-from golf.model.reptile import reptile_problems
+from golf.optim.reptile import reptile_problems
 from golf.optim.build import OptimConfig
 from golf.quant.config import QuantConfig, quant_problems
 from golf.report_config import ReportConfig

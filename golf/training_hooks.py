@@ -12,7 +12,7 @@ from typing import Any, Callable, ContextManager, Optional, Sequence
 import torch
 
 from golf.data.loader import DistributedTokenLoader
-from golf.model.reptile import Reptile
+from golf.optim.reptile import Reptile
 from golf.model.sharing import LoopSwitch
 from golf.optim.averaging import WeightAverager, build_averager
 from golf.quant.qat import qat_touches_nothing

@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from golf.model.gpt import CONTROL_PARAM_PATTERNS, GPT, ModelConfig, count_parameters, expected_parameter_count
+from golf.model.gpt import GPT, ModelConfig, count_parameters, expected_parameter_count
+from golf.model.names import CONTROL_PARAM_PATTERNS
 
 BASELINE = ModelConfig(name="baseline9l", num_layers=9, model_dim=512, num_heads=8, num_kv_heads=4, mlp_mult=2)
 

@@ -17,7 +17,7 @@ from golf.data.tokenizer import BOS_ID
 from golf.model.attention import exclusive
 from golf.model.embeddings import bigram_hash
 from golf.model.gpt import GPT, ModelConfig, apply_rotary, count_parameters, expected_parameter_count
-from golf.model.reptile import Reptile, ReptileConfig, reptile_parameters
+from golf.optim.reptile import Reptile, ReptileConfig, reptile_parameters
 from golf.model.sharing import LoopSwitch, layer_order
 from golf.optim.build import OptimConfig, build_optimizers
 from golf.optim.muon import Muon
@@ -334,7 +334,7 @@ def test_new_parameters_are_routed() -> None:
 
 
 def test_ttt_sees_the_new_names() -> None:
-    from golf.evaluate.ttt.params import block_of, is_embedding, kind_of
+    from golf.model.names import block_of, is_embedding, kind_of
     assert is_embedding("bigram.table.weight") and is_embedding("value_embed.table.weight")
     assert block_of("blocks.3.mlp.gate.weight") == 3 and kind_of("blocks.3.mlp.gate.weight") == "mlp"
     assert kind_of("smear_gate.weight") == "norms" and block_of("layer_lora.2.lora_gamma") is None

@@ -13,7 +13,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import golf.optim.muon as muon_module
-from golf.model.gpt import CONTROL_PARAM_PATTERNS, GPT, ModelConfig
+from golf.model.gpt import GPT, ModelConfig
+from golf.model.names import CONTROL_PARAM_PATTERNS
 from golf.optim.build import OptimConfig, build_optimizers, set_lr_scale, set_muon_momentum
 from golf.optim.muon import NS_COEFFICIENTS, Muon, zeropower_via_newton_schulz
 from golf.optim.schedule import lr_scale, muon_momentum

@@ -56,11 +56,6 @@ class ModelConfig:
     lora_rank: int = 0  # with shared_blocks: per-virtual-layer LoRA deviations of this rank, gated by gammas
 
 
-# Small control tensors: the optimizer split sends them to Adam (as scalars), never to Muon, even when 2-D.
-CONTROL_PARAM_PATTERNS = ("attn_scale", "mlp_scale", "resid_mix", "q_gain", "skip_weights", "skip_gates",
-                          "smear_gate", "ve_scales", "lora_gamma")
-
-
 def option_problems(cfg: ModelConfig) -> list[tuple[str, object, str]]:
     """(key, value, what is allowed) for every record-stack option that cannot be built; empty when all is well."""
     n = cfg.num_layers

@@ -4,8 +4,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from golf.model.gpt import CONTROL_PARAM_PATTERNS, GPT
-from golf.model.reptile import ReptileConfig
+from golf.model.gpt import GPT
+from golf.model.names import CONTROL_PARAM_PATTERNS
+from golf.optim.reptile import ReptileConfig
 from golf.optim.averaging import EMAConfig, SWAConfig
 from golf.optim.muon import Muon
 
@@ -30,7 +31,7 @@ class OptimConfig:
     muon_wd: float = 0.0  # decoupled weight decay on the Muon matrices; smaller weights compress better
     ema: EMAConfig = field(default_factory=EMAConfig)  # weight averaging before export: EMA or SWA, not both
     swa: SWAConfig = field(default_factory=SWAConfig)
-    reptile: ReptileConfig = field(default_factory=ReptileConfig)  # meta-learning hook (golf/model/reptile.py)
+    reptile: ReptileConfig = field(default_factory=ReptileConfig)  # meta-learning hook (golf/optim/reptile.py)
 
 
 TABLES = ("bigram.table.weight", "value_embed.table.weight")  # with the embedding, at its lr

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from golf.collectives import all_reduce_
+from golf.model.names import block_of, kind_of
 
 REPTILE_PARAMS = ("all", "attn", "mlp", "norms")
 
@@ -58,7 +59,6 @@ def reptile_problems(cfg: ReptileConfig) -> list[tuple[str, object, str]]:
 
 
 def reptile_parameters(model: nn.Module, params: str) -> list[tuple[str, nn.Parameter]]:
-    from golf.evaluate.ttt.params import block_of, kind_of
     if params == "all":
         return list(model.named_parameters())
     return [(n, p) for n, p in model.named_parameters() if block_of(n) is not None and kind_of(n) == params]

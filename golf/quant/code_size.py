@@ -19,6 +19,7 @@ ARTIFACT_CODE_FILES = (
     "golf/collectives.py",  # ranks and reductions: evaluation splits windows among them
     "golf/model/__init__.py",
     "golf/model/gpt.py",
+    "golf/model/names.py",
     "golf/model/attention.py",  # the record stack's options, imported by gpt.py
     "golf/model/embeddings.py",
     "golf/model/mlp.py",

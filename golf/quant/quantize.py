@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from golf.model.gpt import CONTROL_PARAM_PATTERNS
+from golf.model.names import is_control
 from golf.quant.config import QuantConfig
 
 INT_BITS = range(2, 9)
@@ -47,10 +47,6 @@ def category_of(name: str) -> str:
     if _MLP_WEIGHT.fullmatch(name):
         return "mlp"
     return "other"
-
-
-def is_control(name: str) -> bool:
-    return any(pattern in name for pattern in CONTROL_PARAM_PATTERNS)
 
 
 @dataclass(frozen=True)

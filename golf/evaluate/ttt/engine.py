@@ -45,7 +45,8 @@ from golf.evaluate.ttt.config import TTTConfig
 from golf.evaluate.ttt.eb_adaptive import OUTSIDE_BLOCKS, group_scales, micro_batch_masks, shrink_updates
 from golf.evaluate.ttt.error_guided import top_fraction_loss
 from golf.evaluate.ttt.lora import LoRAAdapters
-from golf.evaluate.ttt.params import build_optimizer, num_blocks, only_these_train, select_adaptable, set_lr
+from golf.evaluate.ttt.params import build_optimizer, only_these_train, select_adaptable, set_lr
+from golf.model.names import num_blocks
 from golf.evaluate.ttt.schedule import TTTSchedule
 from golf.evaluate.windows import Window, host_to_device, progress_bar, rank_windows, score_windows
 

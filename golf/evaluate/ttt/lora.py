@@ -17,7 +17,8 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import Tensor, nn
 
-from golf.evaluate.ttt.params import Adaptable, block_of, kind_of, layer_lr_multipliers, num_blocks
+from golf.evaluate.ttt.params import Adaptable, layer_lr_multipliers
+from golf.model.names import block_of, kind_of, num_blocks
 from golf.model.gpt import CastedLinear
 
 LORA_SEED = 0

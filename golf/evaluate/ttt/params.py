@@ -21,10 +21,7 @@ import torch
 from torch import nn
 
 from golf.evaluate.ttt.config import TTTConfig
-from golf.model.gpt import CONTROL_PARAM_PATTERNS
-
-EMBEDDING_NAMES = ("tok_emb", "lm_head", "bigram", "value_embed")  # what ttt.freeze_embeddings keeps fixed
-
+from golf.model.names import block_of, is_embedding, kind_of, num_blocks
 
 @dataclass
 class Adaptable:
@@ -32,36 +29,6 @@ class Adaptable:
     tensor: torch.Tensor  # a model parameter, or a LoRA factor
     block: Optional[int]  # None outside the blocks
     lr_mult: float
-
-
-def block_of(name: str) -> Optional[int]:
-    """The block index in a dotted name like 'blocks.3.mlp.fc.weight' (wrappers' prefixes allowed), else None."""
-    parts = name.split(".")
-    for i, part in enumerate(parts[:-1]):
-        if part == "blocks" and parts[i + 1].isdigit():
-            return int(parts[i + 1])
-    return None
-
-
-def kind_of(name: str) -> str:
-    """norms | attn | mlp for a block tensor (or module) name; other for anything else."""
-    if any(pattern in name for pattern in CONTROL_PARAM_PATTERNS):
-        return "norms"
-    parts = name.split(".")
-    if "mlp" in parts:
-        return "mlp"
-    if "attn" in parts:
-        return "attn"
-    return "other"
-
-
-def is_embedding(name: str) -> bool:
-    return any(part.startswith(EMBEDDING_NAMES) for part in name.split("."))
-
-
-def num_blocks(model: nn.Module) -> int:
-    indices = [block_of(name) for name, _ in model.named_parameters()]
-    return 1 + max((i for i in indices if i is not None), default=-1)
 
 
 def layer_lr_multipliers(n_blocks: int, last_mult: float) -> list[float]:
