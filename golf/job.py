@@ -36,7 +36,7 @@ from golf.dist import failures_in_log, launch, local_rank, note_failure, process
 from golf.evaluate.bpb import EvalResult
 from golf.evaluate.windows import evaluate_standard
 from golf.evaluate.compressors import compressor_bpb
-from golf.evaluate.scoring import write_side_files, score_artifact_file
+from golf.evaluate.scoring import OLD_METRIC_NAMES, write_side_files, score_artifact_file
 from golf.hardware import apply_precision_policy, autocast, grad_accum_per_rank, setup_device
 from golf.model.gpt import GPT, count_parameters
 from golf.optim.build import build_optimizers
@@ -89,7 +89,7 @@ def run_job(cfg: GolfConfig, run_dir: Path, overrides: list[str], body: Optional
         raise
     finally:
         run.finish(metrics)
-        tracker.finish(metrics)
+        tracker.finish({k: v for k, v in metrics.items() if k not in OLD_METRIC_NAMES})  # W&B: current names only
     if main:
         show_scorecard(metrics, run.path)
     return metrics

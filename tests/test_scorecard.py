@@ -42,3 +42,36 @@ def test_an_unjudged_time_budget_is_said_next_to_the_audit_verdict():
     assert "PASS" in card and "1200 s, reported, not judged" in card
     assert "not judged" not in scorecard({"status": "ok", "val_bpb": 1.5, "compliant": True,
                                           "audit_time_judged": True, "audit_time_budget_s": 600.0})
+
+
+def test_the_old_name_stays_in_metrics_json_but_not_in_w_and_b(tmp_path, monkeypatch):
+    """ttt_gain_bpb is kept in metrics.json for one release; W&B's summary carries only ttt_delta_bpb."""
+    import json
+
+    import golf.job as job
+    from golf.cli import compose
+    from golf.config import to_golf_config
+
+    summaries = []
+
+    class FakeTracker:
+        run = None
+
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def log(self, *args, **kwargs):
+            pass
+
+        def finish(self, summary, *args, **kwargs):
+            summaries.append(summary)
+
+    monkeypatch.setattr(job, "WandbRun", FakeTracker)
+    metrics = {**ttt_metrics(1.50, 1.52), "seed": 1}
+    metrics["ttt_gain_bpb"] = metrics["ttt_delta_bpb"]
+    cfg = to_golf_config(compose(["logger=none", f"paths.root={tmp_path}"]))
+    job.run_job(cfg, tmp_path / "run", [], body=lambda *_: dict(metrics))
+    written = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert written["ttt_gain_bpb"] == written["ttt_delta_bpb"]
+    (summary,) = summaries
+    assert "ttt_gain_bpb" not in summary and summary["ttt_delta_bpb"] == metrics["ttt_delta_bpb"]

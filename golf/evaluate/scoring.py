@@ -29,6 +29,9 @@ from golf.evaluate.evaluation import evaluate_model, plan_for
 from golf.evaluate.windows import evaluate_windows
 from golf.scorecard import ttt_delta_phrase
 
+# metrics.json keys kept under an old name for one release, beside their new one; W&B gets only the new names
+OLD_METRIC_NAMES = ("ttt_gain_bpb",)  # = ttt_delta_bpb
+
 
 def score_artifact_file(cfg: GolfConfig, path: Path, data: PreparedData, device: torch.device,
                         autocast: Callable, log: Callable[[str], None],
