@@ -19,21 +19,20 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from golf.benchmark.config import BenchConfig, bench_problems
-from golf.data.prepare import DATA_SOURCES, DataConfig
+from golf.data.config import DataConfig, data_problems
 from golf.errors import ConfigError
-from golf.evaluate.audit_config import AuditConfig
-from golf.evaluate.config import EvalConfig
+from golf.evaluate.audit_config import AuditConfig, audit_problems
+from golf.evaluate.config import EvalConfig, eval_problems
 from golf.evaluate.ttt.config import (
     LORA_TARGETS, TTT_METHODS, TTT_OPTIMIZERS, TTT_PARAMS, TTT_PROTOCOLS, TTT_SCHEDULES, TTTConfig,
 )
-from golf.hardware import BACKENDS, DEVICES, DTYPES, HardwareConfig
-from golf.model.gpt import ModelConfig, option_problems
-from golf.optim.reptile import reptile_problems
-from golf.optim.build import OptimConfig
+from golf.hardware_config import HardwareConfig, hardware_problems
+from golf.model.config import ModelConfig, model_problems
+from golf.optim.config import OptimConfig, optim_problems
 from golf.quant.config import QuantConfig, quant_problems
 from golf.report_config import ReportConfig
-from golf.runs import LOGGER_MODES, LoggerConfig, secret_in
-from golf.trainer import RESUME_MODES, TrainConfig
+from golf.runs import LoggerConfig, logger_problems, secret_in
+from golf.trainer_config import TrainConfig, train_problems
 
 
 @dataclass
@@ -163,79 +162,19 @@ def validate(cfg: GolfConfig) -> None:
                               "directory name or path, where it cannot be redacted; choose a name without it")
     _require(0 <= cfg.seed < 2**32, "seed", cfg.seed, "an integer in [0, 2**32 - 1] (NumPy's seed range)")
     _require(bool(cfg.paths.root), "paths.root", cfg.paths.root, "a directory path")
-    _validate_data(cfg.data)
-    _validate_model(cfg.model)
-    _validate_train(cfg)
-    _validate_optim(cfg.optim)
-    _refuse_any(quant_problems(cfg.quant))
+    for problems, part in ((data_problems, cfg.data), (model_problems, cfg.model), (hardware_problems, cfg.hardware),
+                           (train_problems, cfg.train), (optim_problems, cfg.optim), (quant_problems, cfg.quant),
+                           (eval_problems, cfg.eval), (audit_problems, cfg.audit), (logger_problems, cfg.logger),
+                           (bench_problems, cfg.bench)):
+        _refuse_any(problems(part))  # each component checks its own keys, in this order
+    _validate_batch(cfg)
     _validate_ttt(cfg)
-    _validate_hardware(cfg.hardware)
-    _refuse_any(bench_problems(cfg.bench))
-    _choice("logger.mode", cfg.logger.mode, LOGGER_MODES)
-    _at_least("eval.seq_len", cfg.eval.seq_len, 1)
-    _at_least("eval.batch_seqs", cfg.eval.batch_seqs, 1)
-    _at_least("audit.tokens", cfg.audit.tokens, 2)
-    _at_least("audit.positions", cfg.audit.positions, 1)
-    _at_least("audit.tolerance", cfg.audit.tolerance, 0.0)
-    _require(cfg.audit.time_factor > 0, "audit.time_factor", cfg.audit.time_factor, "a number > 0")
-    _at_least("audit.time_budget_s", cfg.audit.time_budget_s, 0.0)
-    _require(0 <= cfg.eval.stride < cfg.eval.seq_len, "eval.stride", cfg.eval.stride,
-             f"0 (standard) or 1..{cfg.eval.seq_len - 1} (sliding; below eval.seq_len={cfg.eval.seq_len})")
-    _at_least("eval.budget_s", cfg.eval.budget_s, 0.0)
-    _require(cfg.eval.diverge_bpb > 0, "eval.diverge_bpb", cfg.eval.diverge_bpb,
-             "a number > 0 (inf never calls a run diverged)")
-    _at_least("eval.max_tokens", cfg.eval.max_tokens, 0)
-    _require(
-        cfg.eval.max_tokens == 0 or cfg.eval.max_tokens > cfg.eval.seq_len,
-        "eval.max_tokens", cfg.eval.max_tokens, f"0 (the whole validation set) or more than eval.seq_len={cfg.eval.seq_len}",
-    )
 
 
-def _validate_data(data: DataConfig) -> None:
-    _choice("data.source", data.source, DATA_SOURCES)
-    _require(260 <= data.vocab_size <= 65536, "data.vocab_size", data.vocab_size,
-             "an integer in [260, 65536] (256 byte-fallback pieces and 4 specials; tokens are stored as uint16)")
-    _fraction("data.val_fraction", data.val_fraction, 0.0, 0.5)
-    _at_least("data.shard_tokens", data.shard_tokens, 1)
-    for key in ("path", "shards_dir", "tokenizer"):
-        _require(bool(getattr(data, key)), f"data.{key}", getattr(data, key), "a path")
-
-
-def _validate_model(model: ModelConfig) -> None:
-    _at_least("model.num_layers", model.num_layers, 1)
-    _at_least("model.model_dim", model.model_dim, 2)
-    _at_least("model.num_heads", model.num_heads, 1)
-    _at_least("model.num_kv_heads", model.num_kv_heads, 1)
-    _at_least("model.mlp_mult", model.mlp_mult, 1)
-    _require(model.model_dim % model.num_heads == 0, "model.num_heads", model.num_heads,
-             f"a divisor of model.model_dim={model.model_dim}")
-    head_dim = model.model_dim // model.num_heads
-    _require(head_dim % 2 == 0, "model.model_dim", model.model_dim,
-             f"a width whose head dim (model_dim / num_heads = {head_dim}) is even, as RoPE rotates pairs")
-    _require(model.num_heads % model.num_kv_heads == 0, "model.num_kv_heads", model.num_kv_heads,
-             f"a divisor of model.num_heads={model.num_heads}")
-    _at_least("model.tied_embed_init_std", model.tied_embed_init_std, 0.0)
-    _require(model.logit_softcap > 0, "model.logit_softcap", model.logit_softcap, "a number > 0")
-    _require(model.rope_base > 0, "model.rope_base", model.rope_base, "a number > 0")
-    _require(math.isfinite(model.qk_gain_init), "model.qk_gain_init", model.qk_gain_init, "a finite number")
-    _refuse_any(option_problems(model))  # the record-stack options (golf/model/gpt.py)
-
-
-def _validate_train(cfg: GolfConfig) -> None:
+def _validate_batch(cfg: GolfConfig) -> None:
+    """The global batch against the world size: every rank's micro-batch must be whole sequences."""
     train = cfg.train
-    _at_least("train.iterations", train.iterations, 0)
-    _at_least("train.max_wallclock_s", train.max_wallclock_s, 0.0)
-    _at_least("train.seq_len", train.seq_len, 1)
-    _at_least("train.grad_accum_steps", train.grad_accum_steps, 1)
-    _at_least("train.warmdown_steps", train.warmdown_steps, 0)
-    _at_least("train.priming_steps", train.priming_steps, 0)
-    _at_least("train.val_every", train.val_every, 0)
-    _at_least("train.log_every", train.log_every, 1)
-    _at_least("train.checkpoint_every", train.checkpoint_every, 0)
-    _at_least("train.keep_checkpoints", train.keep_checkpoints, 1)
-    _choice("train.resume", train.resume, RESUME_MODES)
     hw = cfg.hardware
-    _validate_hardware(hw)  # the world size divides the batch below
     world = hw.nproc_per_node * hw.nnodes
     if hw.micro_batch_tokens > 0:
         per_rank = world * train.seq_len
@@ -257,25 +196,6 @@ def _validate_train(cfg: GolfConfig) -> None:
         f"= {train.seq_len} x {hw.nproc_per_node} x {hw.nnodes} x {train.grad_accum_steps} = {per_micro_batch}, "
         "so that every rank's micro-batch is whole sequences (the global batch is the same for any world size)",
     )
-
-
-def _validate_optim(optim: OptimConfig) -> None:
-    for key in ("matrix_lr", "scalar_lr", "tied_embed_lr", "embed_lr", "head_lr", "grad_clip_norm"):
-        _at_least(f"optim.{key}", getattr(optim, key), 0.0)
-    for key in ("muon_momentum", "muon_momentum_warmup_start", "beta1", "beta2"):
-        value = getattr(optim, key)
-        _require(0.0 <= value < 1.0, f"optim.{key}", value, "a number in [0, 1)")
-    _at_least("optim.muon_momentum_warmup_steps", optim.muon_momentum_warmup_steps, 0)
-    _at_least("optim.muon_backend_steps", optim.muon_backend_steps, 1)
-    _choice("optim.muon_ns_dtype", optim.muon_ns_dtype, ("bfloat16", "float32"))
-    _require(optim.adam_eps > 0, "optim.adam_eps", optim.adam_eps, "a number > 0")
-    _at_least("optim.muon_wd", optim.muon_wd, 0.0)
-    _require(0.0 <= optim.ema.decay < 1.0, "optim.ema.decay", optim.ema.decay, "a number in [0, 1) (0 turns EMA off)")
-    _require(0.0 <= optim.swa.start <= 1.0, "optim.swa.start", optim.swa.start, "a fraction of the warm-down in [0, 1]")
-    _at_least("optim.swa.every", optim.swa.every, 1)
-    _require(not (optim.swa.enabled and optim.ema.decay > 0), "optim.swa.enabled", optim.swa.enabled,
-             f"false while optim.ema.decay={optim.ema.decay} is on: EMA and SWA are alternatives, pick one")
-    _refuse_any(reptile_problems(optim.reptile))
 
 
 def _validate_ttt(cfg: GolfConfig) -> None:
@@ -307,15 +227,3 @@ def _validate_ttt(cfg: GolfConfig) -> None:
                  f"at least eval.seq_len={cfg.eval.seq_len} (a chunk holds whole adaptation sequences)")
 
 
-def _validate_hardware(hw: HardwareConfig) -> None:
-    _at_least("hardware.nproc_per_node", hw.nproc_per_node, 1)
-    _at_least("hardware.nnodes", hw.nnodes, 1)
-    _choice("hardware.device", hw.device, DEVICES)
-    _choice("hardware.dtype", hw.dtype, DTYPES)
-    _choice("hardware.embed_dtype", hw.embed_dtype, DTYPES)
-    _choice("hardware.backend", hw.backend, BACKENDS)
-    _require(not (hw.backend == "nccl" and hw.device == "cpu"), "hardware.backend", hw.backend,
-             "gloo or auto on hardware.device=cpu (NCCL needs GPUs)")
-    _require(math.isfinite(hw.timeout_s) and hw.timeout_s > 0, "hardware.timeout_s", hw.timeout_s, "a number of seconds > 0")
-    _at_least("hardware.micro_batch_tokens", hw.micro_batch_tokens, 0)
-    _at_least("hardware.threads", hw.threads, 0)

@@ -1,39 +1,15 @@
-"""Where a run executes: device, precision, processes (per node and nodes), rendezvous, per-device batch, threads."""
+"""Setting up where a run executes (device, precision, threads, micro-batches); the settings and their checks are
+golf/hardware_config.py's."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
 
 import torch
 
 from golf.errors import ConfigError
-
-DEVICES = ("cpu", "cuda")
-DTYPES = ("float32", "bfloat16")
-BACKENDS = ("auto", "gloo", "nccl")
-
-
-@dataclass
-class HardwareConfig:
-    name: str = "cpu"
-    nproc_per_node: int = 1  # processes (ranks) on each node; > 1 starts torchrun underneath
-    nnodes: int = 1  # > 1: every node runs the same command; ranks meet at rdzv_endpoint (c10d)
-    rdzv_endpoint: str = ""  # host:port of the c10d rendezvous (or GOLF_RDZV_ENDPOINT); multi-node only
-    rdzv_id: str = ""  # one id per job, the same on every node (or GOLF_RDZV_ID); multi-node only
-    backend: str = "auto"  # auto = nccl on cuda, gloo on cpu
-    timeout_s: float = 300.0  # collective timeout: a stuck collective fails the job instead of hanging it
-    device: str = "cpu"
-    dtype: str = "float32"  # compute dtype of matmuls (autocast); master weights stay fp32
-    embed_dtype: str = "float32"  # dtype of the token tables' weights (nn.Embedding) and so of their Adam state
-    compile: bool = False
-    micro_batch_tokens: int = 0  # most tokens one rank puts through a forward (per-device batch); 0 = train.grad_accum_steps decides
-    threads: int = 0  # torch intra-op threads; 0 = OMP_NUM_THREADS if set, else the process's cores / nproc_per_node
-
-    @property
-    def world_size(self) -> int:
-        return self.nproc_per_node * self.nnodes
+from golf.hardware_config import HardwareConfig
 
 
 def grad_accum_per_rank(batch_tokens: int, seq_len: int, grad_accum_steps: int, hw: HardwareConfig) -> int:

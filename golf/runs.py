@@ -34,6 +34,12 @@ class LoggerConfig:
     log_artifact: bool = False  # also upload artifact.golf as a W&B Artifact (sha256 and size in its metadata)
 
 
+def logger_problems(cfg: LoggerConfig) -> list[tuple[str, Any, str]]:
+    if cfg.mode not in LOGGER_MODES:
+        return [("logger.mode", cfg.mode, "one of " + ", ".join(LOGGER_MODES))]
+    return []
+
+
 # Environment variables whose values are secrets (WANDB_API_KEY, HF_TOKEN, AWS_SECRET_ACCESS_KEY, ...): their values
 # never reach the run directory or W&B, whatever route they take (an ${oc.env:...} interpolation, a shell-expanded
 # override, an error message, a git diff), whatever their length. A name is secret when one of its _-separated words

@@ -40,10 +40,11 @@ def checked_config(cfg: DictConfig, run_dir: Path, scores_an_artifact: bool = Fa
         if run_dir.is_dir() and not any(run_dir.iterdir()):
             run_dir.rmdir()  # Hydra made the directory before the values could be checked
         raise
-    write_hydra_record(run_dir, cfg, HydraConfig.get())
+    if HydraConfig.initialized():  # under Hydra (not when a test or the compose API calls this)
+        write_hydra_record(run_dir, cfg, HydraConfig.get())
+        LOG.debug("run directory %s, overrides %s", run_dir, list(HydraConfig.get().overrides.task))
     if parallel_job_number() is not None:
         os.environ[PROGRESS_ENV] = "0"
-    LOG.debug("run directory %s, overrides %s", run_dir, list(HydraConfig.get().overrides.task))
     return golf_cfg
 
 

@@ -25,26 +25,7 @@ from golf.collectives import all_reduce_, barrier, rank_world
 from golf.data.loader import DistributedTokenLoader
 from golf.optim.build import OptimConfig, set_lr_scale, set_muon_momentum
 from golf.optim.schedule import lr_scale, muon_momentum
-
-
-RESUME_MODES = ("auto", "never")
-
-
-@dataclass
-class TrainConfig:
-    iterations: int = 200
-    max_wallclock_s: float = 0.0  # 0 = no cap; the challenge's cap is 600
-    batch_tokens: int = 8192  # tokens per optimizer step, whatever the number of processes
-    seq_len: int = 256
-    grad_accum_steps: int = 1
-    warmdown_steps: int = 60
-    priming_steps: int = 0  # steps run and then undone (weights, optimizer and data restored)
-    val_every: int = 0  # validate every N steps; 0 = only at the end
-    log_every: int = 10
-    reuse: bool = True  # take the trained artifact from outputs/cache when an identical training already ran
-    checkpoint_every: int = 0  # write a resumable checkpoint every N optimizer steps; 0 = never
-    keep_checkpoints: int = 2  # how many of the newest checkpoints to keep
-    resume: str = "auto"  # auto: continue from the newest checkpoint of an identical training; never: start anew
+from golf.trainer_config import TrainConfig
 
 
 class StepHook(Protocol):

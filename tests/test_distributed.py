@@ -134,7 +134,8 @@ def test_two_ranks_train_like_one_rank_with_twice_the_accumulation(trained):
         assert two_m[key] == pytest.approx(one[key], rel=1e-6), key
     # one run directory, one metrics.json, written by rank 0 only
     assert sorted(p.name for p in (root / "two").iterdir() if p.name != "wandb") == sorted(
-        ["artifact.golf", "config.yaml", "git.txt", "metrics.json", "metrics.jsonl", "overrides.yaml", "train.log"])
+        [".hydra", "artifact.golf", "config.yaml", "git.txt", "metrics.json", "metrics.jsonl", "overrides.yaml",
+         "train.log"])
     assert not (root / "runs").exists()
     log = (root / "two" / "train.log").read_text()
     assert log.count("pre-quant val_loss") == 1 and "2 process(es)" in log

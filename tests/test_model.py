@@ -51,9 +51,9 @@ def test_parameter_names() -> None:
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (dict(model_dim=100, num_heads=3), "divisible by model.num_heads"),
-    (dict(num_heads=4, num_kv_heads=3), "divisible by model.num_kv_heads"),
-    (dict(model_dim=12, num_heads=4, num_kv_heads=2), "must be even"),
+    (dict(model_dim=100, num_heads=3), "model.num_heads = 3 .* divisor of model.model_dim"),
+    (dict(num_heads=4, num_kv_heads=3), "model.num_kv_heads = 3 .* divisor of model.num_heads"),
+    (dict(model_dim=12, num_heads=4, num_kv_heads=2), "head dim .* is even"),
     (dict(num_layers=0), "num_layers"),
 ])
 def test_invalid_shapes_raise(overrides: dict, message: str) -> None:

@@ -478,7 +478,7 @@ def test_record11l_fits_16mb_with_int6_zstd() -> None:
     (dict(lora_rank=2), "model.lora_rank"),
 ])
 def test_invalid_options_name_the_key(overrides: dict, key: str) -> None:
-    from golf.model.gpt import option_problems
+    from golf.model.config import model_problems as option_problems
     assert [p[0] for p in option_problems(cfg_of(**overrides))] == [key]
     with pytest.raises(ValueError, match=key):
         GPT(cfg_of(**overrides), V)

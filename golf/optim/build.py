@@ -1,37 +1,11 @@
 """The baseline's optimizer split: Muon on block matrices, Adam on the embedding, head and scalars."""
 
-from dataclasses import dataclass, field
-
 import torch
 
 from golf.model.gpt import GPT
 from golf.model.names import CONTROL_PARAM_PATTERNS
-from golf.optim.reptile import ReptileConfig
-from golf.optim.averaging import EMAConfig, SWAConfig
+from golf.optim.config import OptimConfig
 from golf.optim.muon import Muon
-
-
-@dataclass
-class OptimConfig:
-    name: str = "muon_adam"
-    matrix_lr: float = 0.04
-    scalar_lr: float = 0.04
-    tied_embed_lr: float = 0.05
-    embed_lr: float = 0.6
-    head_lr: float = 0.008
-    muon_momentum: float = 0.95
-    muon_momentum_warmup_start: float = 0.85
-    muon_momentum_warmup_steps: int = 500
-    muon_backend_steps: int = 5
-    muon_ns_dtype: str = "bfloat16"
-    beta1: float = 0.9
-    beta2: float = 0.95
-    adam_eps: float = 1e-8
-    grad_clip_norm: float = 0.0
-    muon_wd: float = 0.0  # decoupled weight decay on the Muon matrices; smaller weights compress better
-    ema: EMAConfig = field(default_factory=EMAConfig)  # weight averaging before export: EMA or SWA, not both
-    swa: SWAConfig = field(default_factory=SWAConfig)
-    reptile: ReptileConfig = field(default_factory=ReptileConfig)  # meta-learning hook (golf/optim/reptile.py)
 
 
 TABLES = ("bigram.table.weight", "value_embed.table.weight")  # with the embedding, at its lr

@@ -25,38 +25,7 @@ from torch import Tensor, nn
 
 from golf.collectives import all_reduce_
 from golf.model.names import block_of, kind_of
-
-REPTILE_PARAMS = ("all", "attn", "mlp", "norms")
-
-
-@dataclass
-class ReptileConfig:
-    enabled: bool = False
-    params: str = "norms"  # all | attn | mlp | norms (as ttt.params)
-    inner_steps: int = 3
-    inner_lr: float = 0.01
-    outer_lr: float = 0.5
-    every: int = 50  # run after every `every` optimizer steps
-    start: float = 0.0  # ... once warmdown_progress >= start (0: from the start of training)
-
-
-def reptile_problems(cfg: ReptileConfig) -> list[tuple[str, object, str]]:
-    """(key, value, allowed) for each invalid setting; empty when all is well."""
-    problems = []
-    if cfg.params not in REPTILE_PARAMS:
-        problems.append(("optim.reptile.params", cfg.params, "one of " + ", ".join(REPTILE_PARAMS)))
-    if cfg.inner_steps < 1:
-        problems.append(("optim.reptile.inner_steps", cfg.inner_steps, "an integer >= 1"))
-    if cfg.inner_lr < 0:
-        problems.append(("optim.reptile.inner_lr", cfg.inner_lr, "a number >= 0"))
-    if not 0.0 <= cfg.outer_lr <= 1.0:
-        problems.append(("optim.reptile.outer_lr", cfg.outer_lr, "a number in [0, 1]"))
-    if cfg.every < 1:
-        problems.append(("optim.reptile.every", cfg.every, "an integer >= 1"))
-    if not 0.0 <= cfg.start <= 1.0:
-        problems.append(("optim.reptile.start", cfg.start, "a fraction of the warm-down in [0, 1]"))
-    return problems
-
+from golf.optim.config import ReptileConfig, reptile_problems
 
 def reptile_parameters(model: nn.Module, params: str) -> list[tuple[str, nn.Parameter]]:
     if params == "all":

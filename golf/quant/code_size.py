@@ -16,8 +16,10 @@ ARTIFACT_CODE_FILES = (
     "golf/__init__.py",
     "golf/errors.py",
     "golf/atomic.py",
+    "golf/problems.py",  # the config modules' checks
     "golf/collectives.py",  # ranks and reductions: evaluation splits windows among them
     "golf/model/__init__.py",
+    "golf/model/config.py",
     "golf/model/gpt.py",
     "golf/model/names.py",
     "golf/model/attention.py",  # the record stack's options, imported by gpt.py

