@@ -19,7 +19,7 @@ from golf.model.attention import exclusive
 from golf.model.embeddings import BigramHash, SmearGate, ValueEmbedding
 from golf.model.config import ModelConfig, model_problems
 from golf.model.mlp import MLP, mlp_parameter_count
-from golf.model.sharing import LoRADeviation, deviations_applied, layer_order, lora_shapes
+from golf.model.sharing import SharedBlockDeviation, deviations_applied, layer_order, deviation_shapes
 
 
 def check_shape(cfg: ModelConfig, vocab_size: int) -> None:
@@ -162,7 +162,7 @@ class GPT(nn.Module):
                                           CastedLinear) if cfg.value_embed_layers else None
         self.rotary = Rotary(cfg.rope_dims or head_dim, cfg.rope_base)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.shared_blocks or cfg.num_layers))
-        self.layer_lora = nn.ModuleList(LoRADeviation(lora_shapes(self.blocks[0]), cfg.lora_rank)
+        self.layer_lora = nn.ModuleList(SharedBlockDeviation(deviation_shapes(self.blocks[0]), cfg.lora_rank)
                                         for _ in range(cfg.num_layers)) if cfg.lora_rank else None
         self.skip_weights = nn.Parameter(torch.ones(num_skips, cfg.model_dim))
         self.skip_gates = nn.Parameter(torch.zeros(num_skips, cfg.model_dim)) if cfg.skip_gates else None

@@ -1,5 +1,7 @@
 """Depth options: the layer plan (which block each virtual layer runs, looping a range of layers) and shared blocks
-with per-virtual-layer LoRA deviations.
+with per-virtual-layer low-rank deviations (SharedBlockDeviation: part of the trained model, configured by
+model.lora_rank; not to be confused with test-time training's LoRA adapters, ttt.method=lora, which exist only
+during evaluation).
 
 - Shared blocks (model.shared_blocks = K > 0): the model has K blocks and model.num_layers virtual layers; virtual
   layer v runs block v % K (the whole stack of K blocks repeated R = num_layers / K times). With model.lora_rank = r > 0
@@ -32,7 +34,7 @@ def layer_order(num_layers: int, loop_start: int, loop_end: int, loop_repeats: i
     return order[:loop_start] + loop * (1 + loop_repeats) + order[loop_end:]
 
 
-class LoRADeviation(nn.Module):
+class SharedBlockDeviation(nn.Module):
     """One virtual layer's deviations: for each matrix of its block, B @ A (rank r) times a learned gamma."""
 
     def __init__(self, shapes: dict[str, tuple[int, int]], rank: int):
@@ -58,12 +60,12 @@ def block_linears(block: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(name.replace(".", "_"), m) for name, m in block.named_modules() if isinstance(m, CastedLinear)]
 
 
-def lora_shapes(block: nn.Module) -> dict[str, tuple[int, int]]:
+def deviation_shapes(block: nn.Module) -> dict[str, tuple[int, int]]:
     return {k: tuple(m.weight.shape) for k, m in block_linears(block)}
 
 
 @contextlib.contextmanager
-def deviations_applied(block: nn.Module, deviation: Optional[LoRADeviation]) -> Iterator[None]:
+def deviations_applied(block: nn.Module, deviation: Optional[SharedBlockDeviation]) -> Iterator[None]:
     """For the duration: every matrix W of `block` acts as base(W) + deviation."""
     if deviation is None:
         yield
