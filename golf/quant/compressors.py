@@ -1,9 +1,13 @@
-"""The payload's compressors, by name (`quant.compressor`): a registry, so a new one (brotli, ...) is one entry.
+"""The payload's compressors, by name (`quant.compressor`): a registry, so a new one is one entry.
 
 Each entry says how to compress at a level, which levels it takes, and how to decompress without trusting the file:
 decompression is fed a little compressed input at a time and stops as soon as the output passes the size the
 artifact's header declares, so a small hostile file cannot inflate to gigabytes. No torch here: the config checks
 its names and levels.
+
+"brotli" is the records' compressor since April 2026 (T2, T3): a byte shuffle of stride 2 (the even-indexed bytes,
+then the odd-indexed ones, so the high and low bytes of fp16 values form separate streams) and brotli at quality L.
+The stride is part of the name, so the file needs no marker; "brotli_plain" is brotli without the shuffle.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import zlib
 from dataclasses import dataclass
 from typing import Callable, Optional, Protocol
 
+import brotli
+import numpy as np
 import zstandard
 
 FEED_BYTES = 1 << 10  # compressed bytes fed at a time: one zstd/zlib/xz step cannot inflate past ~32 MiB
@@ -35,6 +41,7 @@ class Compressor:
     # a fresh decompression that never returns more than `limit` + 1 bytes in one step; None: stored as it is
     decompression: Optional[Callable[[int], Decompression]]
     errors: tuple[type[Exception], ...] = ()  # what it raises on bad input
+    restore: Optional[Callable[[bytes], bytes]] = None  # undoes a transform compress applied before compressing
 
 
 class _Stream:
@@ -57,6 +64,49 @@ class _Stream:
         return self.obj.decompress(chunk, self.limit + 1)
 
 
+class _BrotliStream:
+    """brotli.Decompressor (brotli >= 1.2) as a Decompression: its output buffer stops growing at the limit, and
+    whatever the decoder still holds behind that cap is drained (with empty input, as brotli requires) only while
+    the output is within the limit, so one step returns at most the limit plus one output block."""
+
+    unused_data = b""  # brotli raises brotli.error on bytes after the end of the stream instead
+
+    def __init__(self, limit: int):
+        self.decoder, self.limit = brotli.Decompressor(), limit
+
+    @property
+    def eof(self) -> bool:
+        return self.decoder.is_finished()
+
+    def step(self, chunk: bytes) -> bytes:
+        parts = [self.decoder.process(chunk, output_buffer_limit=self.limit + 1)]
+        produced = len(parts[0])
+        while produced <= self.limit and not self.decoder.can_accept_more_data() and not self.eof:
+            parts.append(self.decoder.process(b"", output_buffer_limit=self.limit + 1))
+            if not parts[-1]:
+                break
+            produced += len(parts[-1])
+        return b"".join(parts)
+
+
+def byte_shuffle(data: bytes, stride: int = 2) -> bytes:
+    """The bytes at positions 0, stride, 2 stride, ..., then 1, 1 + stride, ..., and so on (same length)."""
+    src = np.frombuffer(data, dtype=np.uint8)
+    return b"".join(src[k::stride].tobytes() for k in range(stride))
+
+
+def byte_unshuffle(data: bytes, stride: int = 2) -> bytes:
+    """The inverse of byte_shuffle."""
+    src = np.frombuffer(data, dtype=np.uint8)
+    out = np.empty_like(src)
+    start = 0
+    for k in range(stride):
+        count = len(range(k, len(src), stride))
+        out[k::stride] = src[start:start + count]
+        start += count
+    return out.tobytes()
+
+
 REGISTRY: dict[str, Compressor] = {}
 
 
@@ -72,6 +122,10 @@ register(Compressor("zstd", (1, 22), lambda data, level: zstandard.ZstdCompresso
                     (zstandard.ZstdError,)))
 register(Compressor("lzma", (0, 9), lambda data, level: lzma.compress(data, format=lzma.FORMAT_XZ, preset=level),
                     lambda limit: _Stream(lzma.LZMADecompressor(), limit), (lzma.LZMAError,)))
+register(Compressor("brotli", (0, 11), lambda data, level: brotli.compress(byte_shuffle(data), quality=level),
+                    _BrotliStream, (brotli.error,), byte_unshuffle))
+register(Compressor("brotli_plain", (0, 11), lambda data, level: brotli.compress(data, quality=level),
+                    _BrotliStream, (brotli.error,)))
 register(Compressor("none", (0, 0), lambda data, level: data, None))
 
 
@@ -101,7 +155,8 @@ def decompress(blob: bytes, name: str, limit: int) -> bytes:
             raise ValueError(f"it holds more bytes than the header's payload_bytes ({limit:,})")
     if not stream.eof or stream.unused_data or fed < len(blob):
         raise ValueError("the compressed stream is truncated or followed by extra bytes")
-    return b"".join(parts)
+    restore = get(name).restore
+    return b"".join(parts) if restore is None else restore(b"".join(parts))
 
 
 def errors() -> tuple[type[Exception], ...]:
