@@ -23,9 +23,7 @@ from golf.data.config import DataConfig, data_problems
 from golf.errors import ConfigError
 from golf.evaluate.audit_config import AuditConfig, audit_problems
 from golf.evaluate.config import EvalConfig, eval_problems
-from golf.evaluate.ttt.config import (
-    LORA_TARGETS, TTT_METHODS, TTT_OPTIMIZERS, TTT_PARAMS, TTT_PROTOCOLS, TTT_SCHEDULES, TTTConfig,
-)
+from golf.evaluate.ttt.config import TTTConfig, ttt_problems
 from golf.hardware_config import HardwareConfig, hardware_problems
 from golf.model.config import ModelConfig, model_problems
 from golf.optim.config import OptimConfig, optim_problems
@@ -199,26 +197,9 @@ def _validate_batch(cfg: GolfConfig) -> None:
 
 
 def _validate_ttt(cfg: GolfConfig) -> None:
+    """ttt.* on its own (golf/evaluate/ttt/config.py), then against the model's depth and the evaluation's windows."""
     ttt = cfg.ttt
-    _choice("ttt.protocol", ttt.protocol, TTT_PROTOCOLS)
-    _choice("ttt.method", ttt.method, TTT_METHODS)
-    _choice("ttt.optimizer", ttt.optimizer, TTT_OPTIMIZERS)
-    _choice("ttt.schedule", ttt.schedule, TTT_SCHEDULES)
-    _choice("ttt.params", ttt.params, TTT_PARAMS)
-    _at_least("ttt.lr", ttt.lr, 0.0)
-    _require(0.0 <= ttt.momentum < 1.0, "ttt.momentum", ttt.momentum, "a number in [0, 1)")
-    _at_least("ttt.weight_decay", ttt.weight_decay, 0.0)
-    _at_least("ttt.epochs", ttt.epochs, 0)
-    _at_least("ttt.chunk_tokens", ttt.chunk_tokens, 1)
-    _at_least("ttt.batch_seqs", ttt.batch_seqs, 1)
-    _at_least("ttt.grad_clip", ttt.grad_clip, 0.0)
-    _at_least("ttt.layer_lr_mult", ttt.layer_lr_mult, 0.0)
-    _at_least("ttt.eb_microbatches", ttt.eb_microbatches, 2)
-    _require(ttt.eb_prior > 0, "ttt.eb_prior", ttt.eb_prior, "a number > 0")
-    _at_least("ttt.lora_rank", ttt.lora_rank, 1)
-    for target in ttt.lora_targets:
-        _choice("ttt.lora_targets", target, LORA_TARGETS)
-    _fraction("ttt.error_top_frac", ttt.error_top_frac, 0.0, 1.0)
+    _refuse_any(ttt_problems(ttt))
     layers = cfg.model.num_layers
     _require(0 <= ttt.freeze <= layers, "ttt.freeze", ttt.freeze,
              f"an integer in [0, model.num_layers={layers}] (the number of leading blocks kept frozen)")

@@ -59,7 +59,7 @@ def score_artifact(cfg: GolfConfig, run: RunDir, tracker: WandbRun) -> dict[str,
         write_side_files(scores, run.path)
     else:
         scores.pop("token_nll", None)
-    size = size_accounting(path.stat().st_size, cfg.ttt.protocol != "none")
+    size = size_accounting(path.stat().st_size, cfg.ttt)
     tracker.log({"final/val_bpb": scores["val_bpb"]})
     return {
         "status": "over_budget" if size["artifact_bytes"] > ARTIFACT_LIMIT_BYTES else "ok",

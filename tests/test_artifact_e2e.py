@@ -14,6 +14,7 @@ import pytest
 from golf import REPO_ROOT
 from golf.cli import compose
 from golf.config import to_golf_config
+from golf.evaluate.ttt.method import names as ttt_method_names
 from golf.job import ARTIFACT_NAME, run_job
 from golf.quant.code_size import ARTIFACT_CODE_FILES, code_bytes, code_files
 
@@ -79,10 +80,15 @@ def test_golf_eval_refuses_a_file_that_is_not_an_artifact(tmp_path, text_corpus)
     assert result.returncode == 2 and str(bogus) in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("ttt", [False, True])
+@pytest.mark.parametrize("ttt", [None, *ttt_method_names()])
 def test_the_code_files_alone_load_and_score_the_artifact(trained_int8, text_corpus, tmp_path, ttt):
+    """Without TTT, and with each method: its engine and its own module, none of the other methods'."""
     root, m = trained_int8
-    for name in code_files(ttt):
+    files = code_files(ttt)
+    methods_dir = "golf/evaluate/ttt/methods/"
+    assert [f for f in files if f.startswith(methods_dir) and not f.endswith("__init__.py")] == (
+        [f"{methods_dir}{ttt}.py"] if ttt else [])
+    for name in files:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO_ROOT / name, tmp_path / name)
     data_dir = root / "data" / "text_dir_sp384"
@@ -100,7 +106,7 @@ def test_the_code_files_alone_load_and_score_the_artifact(trained_int8, text_cor
         art = load_artifact({artifact!r})
         tables = byte_tables(load_tokenizer({tokenizer!r}), art.vocab_size)
         val = TokenArray.from_files(sorted(glob.glob({val_glob!r})), max_tokens=4096)
-        ttt = TTTConfig(protocol="score_first", chunk_tokens=1024, epochs=1, batch_seqs=4)
+        ttt = TTTConfig(protocol="score_first", method={ttt!r}, chunk_tokens=1024, epochs=1, batch_seqs=4)
         bpb = evaluate_model(load_model(art, torch.device("cpu")), val, tables, EvalConfig(seq_len=128, stride=0),
                              ttt, torch.device("cpu"), log=lambda _: None).result.val_bpb
         """

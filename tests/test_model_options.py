@@ -284,7 +284,7 @@ def test_shared_blocks_and_gammas() -> None:
 
 
 def test_composes_with_qat_and_lora_ttt() -> None:
-    from golf.evaluate.ttt.lora import LoRAAdapters
+    from golf.evaluate.ttt.methods.lora import LoRAAdapters
     from golf.quant.config import QuantBits, QuantConfig
     from golf.quant.qat import attach_qat, detach_qat
 

@@ -14,8 +14,9 @@ from golf.data.tokenizer import ByteTables
 from golf.evaluate.config import EvalConfig
 from golf.evaluate.evaluation import evaluate_model
 from golf.evaluate.ttt.config import TTTConfig
-from golf.evaluate.ttt.engine import adaptation_rows, plan_pieces, run_ttt
-from golf.evaluate.ttt.params import build_optimizer, layer_lr_multipliers, select_adaptable
+from golf.evaluate.ttt.engine import run_ttt
+from golf.evaluate.ttt.params import build_optimizer, layer_lr_multipliers, select_adaptable, set_lr
+from golf.evaluate.ttt.plan import adaptation_rows, plan_pieces
 from golf.evaluate.ttt.schedule import TTTSchedule
 from golf.evaluate.windows import evaluate_windows, plan_windows
 from golf.model.gpt import GPT, ModelConfig
@@ -206,7 +207,8 @@ def test_layer_lr_multipliers_ramp_to_the_last_block():
     by_name = {a.name: a.lr_mult for a in adaptables}
     assert [by_name[f"blocks.{b}.mlp.fc.weight"] for b in range(4)] == pytest.approx([1.0, 2.0, 3.0, 4.0])
     assert by_name["tok_emb.weight"] == by_name["skip_weights"] == 1.0
-    optimizer = build_optimizer(adaptables, ttt(layer_lr_mult=4.0, lr=0.1))
+    optimizer = build_optimizer(adaptables, ttt(layer_lr_mult=4.0))
+    set_lr(optimizer, 0.1)  # the one place the lr is set: each group takes it times its multiplier
     assert sorted(g["lr"] for g in optimizer.param_groups) == pytest.approx([0.1, 0.2, 0.3, 0.4])
 
 

@@ -11,10 +11,10 @@ import torch
 from golf.data.shards import TokenArray
 from golf.data.tokenizer import BOS_ID
 from golf.evaluate.config import EvalConfig
-from golf.evaluate.ttt.eb_adaptive import eb_scale, micro_batch_masks
-from golf.evaluate.ttt.engine import document_starts, plan_pieces
-from golf.evaluate.ttt.error_guided import top_fraction_loss
-from golf.evaluate.ttt.lora import LoRAAdapters, attached
+from golf.evaluate.ttt.methods.eb_adaptive import eb_scale, micro_batch_masks
+from golf.evaluate.ttt.methods.error_guided import top_fraction_loss
+from golf.evaluate.ttt.methods.lora import LoRAAdapters, attached
+from golf.evaluate.ttt.plan import document_starts, plan_pieces
 from golf.evaluate.windows import plan_windows
 from golf.model.gpt import CastedLinear
 

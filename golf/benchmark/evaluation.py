@@ -29,8 +29,9 @@ from golf.data.shards import TokenArray
 from golf.data.tokenizer import ByteTables
 from golf.evaluate.config import EvalConfig
 from golf.evaluate.ttt.config import TTTConfig
-from golf.evaluate.ttt.engine import adaptation_rows, plan_pieces, run_ttt
-from golf.evaluate.ttt.params import build_optimizer, only_these_train, select_adaptable
+from golf.evaluate.ttt.engine import run_ttt
+from golf.evaluate.ttt.params import build_optimizer, only_these_train, select_adaptable, set_lr
+from golf.evaluate.ttt.plan import adaptation_rows, plan_pieces
 from golf.evaluate.windows import Window, evaluate_windows, plan_windows
 
 Autocast = Callable[[], contextlib.AbstractContextManager]
@@ -171,6 +172,7 @@ def minimum_ttt_loop(model: torch.nn.Module, val: TokenArray, windows: list[Wind
         work.append((score, adapt[:1] if warmup else adapt))
     tensors = [a.tensor for a in select_adaptable(model, cfg)]
     optimizer = build_optimizer(select_adaptable(model, cfg), cfg)
+    set_lr(optimizer, cfg.lr)  # one lr throughout: the minimum has no schedule
     forward = torch.compile(model) if compile_model else model
 
     def run() -> None:

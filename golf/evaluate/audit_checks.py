@@ -254,7 +254,7 @@ def check_protocol(ttt_cfg: TTTConfig, evaluation: Evaluation) -> CheckResult:
     return CheckResult("protocol", not illegal, {"reason": reason, "protocol": ttt_cfg.protocol})
 
 
-def check_artifact_size(model_bytes: Optional[int], ttt: bool = False) -> Optional[CheckResult]:
+def check_artifact_size(model_bytes: Optional[int], ttt: Optional[TTTConfig] = None) -> Optional[CheckResult]:
     if model_bytes is None:
         return None
     size = size_accounting(model_bytes, ttt)
@@ -338,7 +338,7 @@ def run_audit(
                             max(NLL_TOLERANCE, audit_cfg.tolerance)),
         check_score_before_update(evaluation.ledger),
         check_single_pass(evaluation, windows),
-        check_artifact_size(model_bytes, ttt_cfg.protocol != "none"),
+        check_artifact_size(model_bytes, ttt_cfg),
         check_eval_time(eval_time_s, reference.time_s, len(tokens), eval_cfg, audit_cfg, hardware),
     ]
     checks = [c for c in checks if c is not None]

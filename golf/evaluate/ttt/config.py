@@ -1,20 +1,30 @@
-"""Test-time training settings: one schema for every option of the `ttt` group (conf/ttt/*.yaml)."""
+"""Test-time training settings: one schema for every option of the `ttt` group (conf/ttt/*.yaml), and its checks.
+
+No torch here: the top-level config imports this to check ttt.* (ttt_problems). The methods' own knobs are fields
+of the one schema (Hydra needs every key), but each method checks its own (golf/evaluate/ttt/methods/); the names
+ttt.method accepts are the registered methods'.
+"""
+
+from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
+
+from golf.problems import Problems
 
 TTT_PROTOCOLS = ("none", "score_first", "adapt_first")  # adapt_first is ILLEGAL: it exists to show the audit failing
-TTT_METHODS = ("full", "eb_adaptive", "lora", "error_guided")
 TTT_OPTIMIZERS = ("sgd", "adamw")
 TTT_SCHEDULES = ("cosine_chunks", "cosine_global", "constant")
 TTT_PARAMS = ("all", "mlp", "attn", "norms")
-LORA_TARGETS = ("attn", "mlp")
+
+Problem = tuple[str, Any, str]  # (key, value, what is allowed)
 
 
 @dataclass
 class TTTConfig:
     name: str = "none"
     protocol: str = "none"  # score_first: score chunk c with weights adapted on chunks < c, then adapt on c
-    method: str = "full"  # full | eb_adaptive | lora | error_guided
+    method: str = "full"  # a registered method: full | eb_adaptive | lora | error_guided (golf/evaluate/ttt/methods/)
     optimizer: str = "sgd"
     lr: float = 0.002
     momentum: float = 0.9  # SGD momentum; AdamW's beta1
@@ -30,6 +40,32 @@ class TTTConfig:
     params: str = "all"  # all | mlp | attn | norms: which block tensors adapt
     eb_microbatches: int = 4  # eb_adaptive: micro-batches per step whose gradients estimate each block's SNR
     eb_prior: float = 1.0  # eb_adaptive: prior strength; scale_b = snr_b / (snr_b + eb_prior)
-    lora_rank: int = 8
-    lora_targets: list[str] = field(default_factory=lambda: ["attn", "mlp"])
+    lora_rank: int = 8  # lora: rank of the per-document deltas
+    lora_targets: list[str] = field(default_factory=lambda: ["attn", "mlp"])  # lora: attn and/or mlp
     error_top_frac: float = 0.1  # error_guided: the share of highest-loss tokens of a batch that the loss is put on
+
+
+def ttt_problems(ttt: TTTConfig) -> list[Problem]:
+    """(key, value, what is allowed) for every ttt.* value that cannot run; empty when all is well. The checks that
+    need another component (ttt.freeze against the model's depth, chunks against eval.seq_len) are golf/config.py's.
+    Every registered method checks its own knobs, whatever ttt.method is: a value that cannot run is refused where
+    it is set."""
+    from golf.evaluate.ttt import method  # the registry; imported here so that loading this schema imports no torch
+
+    p = Problems("ttt.")
+    p.choice("protocol", ttt.protocol, TTT_PROTOCOLS)
+    p.choice("method", ttt.method, method.names())
+    p.choice("optimizer", ttt.optimizer, TTT_OPTIMIZERS)
+    p.choice("schedule", ttt.schedule, TTT_SCHEDULES)
+    p.choice("params", ttt.params, TTT_PARAMS)
+    p.at_least("lr", ttt.lr, 0.0)
+    p.need(0.0 <= ttt.momentum < 1.0, "momentum", ttt.momentum, "a number in [0, 1)")
+    p.at_least("weight_decay", ttt.weight_decay, 0.0)
+    p.at_least("epochs", ttt.epochs, 0)
+    p.at_least("chunk_tokens", ttt.chunk_tokens, 1)
+    p.at_least("batch_seqs", ttt.batch_seqs, 1)
+    p.at_least("grad_clip", ttt.grad_clip, 0.0)
+    p.at_least("layer_lr_mult", ttt.layer_lr_mult, 0.0)
+    for name in method.names():
+        p += method.get(name).problems(ttt)
+    return p

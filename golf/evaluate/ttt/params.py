@@ -23,6 +23,7 @@ from torch import nn
 from golf.evaluate.ttt.config import TTTConfig
 from golf.model.names import block_of, is_embedding, kind_of, num_blocks
 
+
 @dataclass
 class Adaptable:
     name: str
@@ -73,21 +74,37 @@ def only_these_train(model: nn.Module, tensors: Sequence[torch.Tensor]) -> Itera
 
 def build_optimizer(adaptables: Sequence[Adaptable], cfg: TTTConfig) -> Optional[torch.optim.Optimizer]:
     """SGD(momentum) or AdamW(betas=(momentum, 0.999)), one param group per lr multiplier (each group remembers its
-    `lr_mult`; the engine sets group lr = scheduled lr * lr_mult before every step). None when nothing adapts."""
+    `lr_mult`). It holds no learning rate yet: the engine's set_lr gives every group scheduled lr * lr_mult before
+    each step, the one place the lr is set. None when nothing adapts."""
     groups: dict[float, list[torch.Tensor]] = {}
     for a in adaptables:
         groups.setdefault(a.lr_mult, []).append(a.tensor)
     if not groups:
         return None
-    param_groups = [{"params": tensors, "lr_mult": mult, "lr": cfg.lr * mult} for mult, tensors in groups.items()]
+    param_groups = [{"params": tensors, "lr_mult": mult} for mult, tensors in groups.items()]
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(param_groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(param_groups, lr=0.0, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(param_groups, lr=cfg.lr, betas=(cfg.momentum, 0.999), weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(param_groups, lr=0.0, betas=(cfg.momentum, 0.999), weight_decay=cfg.weight_decay)
     raise ValueError(f"ttt.optimizer must be sgd or adamw, got {cfg.optimizer!r}")
 
 
 def set_lr(optimizer: Optional[torch.optim.Optimizer], lr: float) -> None:
+    """Every group's lr := lr * its multiplier (before each step, with the schedule's lr)."""
     if optimizer is not None:
         for group in optimizer.param_groups:
             group["lr"] = lr * group["lr_mult"]
+
+
+def freeze_warnings(model: nn.Module, cfg: TTTConfig, adapted: int) -> list[str]:
+    """What ttt.freeze leaves to adapt when it freezes every block (the tiny model has 4: ttt.freeze=4 is all), given
+    the number of tensors that adapt."""
+    blocks = num_blocks(model)
+    if blocks == 0 or cfg.freeze < blocks:
+        return []
+    if not adapted:
+        return [f"ttt.freeze={cfg.freeze} freezes every one of the model's {blocks} blocks and nothing outside them "
+                f"adapts (ttt.params={cfg.params}, ttt.freeze_embeddings={cfg.freeze_embeddings}): TTT scores "
+                "exactly as the evaluation without it"]
+    return [f"ttt.freeze={cfg.freeze} freezes every one of the model's {blocks} blocks: only the "
+            f"{adapted} tensors outside them adapt (embedding, head, skip weights)"]

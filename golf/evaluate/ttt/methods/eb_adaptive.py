@@ -25,9 +25,16 @@ target positions (each then costs a forward pass over the rows it touches).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+
+from golf.evaluate.ttt.config import Problem, TTTConfig
+from golf.evaluate.ttt.method import Method, Stepper, register
+from golf.evaluate.ttt.plan import Piece
+from golf.problems import Problems
 
 OUTSIDE_BLOCKS = -1  # the group key of adapted parameters that belong to no block
 
@@ -80,3 +87,45 @@ def shrink_updates(tensors: list[Tensor], before: list[Tensor], groups: list[int
     """w <- w_before + scale * (w_after - w_before), per tensor with its group's scale."""
     for tensor, old, key in zip(tensors, before, groups):
         tensor.copy_(torch.lerp(old, tensor, scales[key]))
+
+
+@register
+class EmpiricalBayes(Method):
+    """Each step: K micro-batch gradients, their mean as the step's gradient, then each block's update shrunk by its
+    scale. The scales are averaged over a piece's steps and recorded as `eb_scales` (block -> mean scale)."""
+
+    name = "eb_adaptive"
+
+    @staticmethod
+    def problems(cfg: TTTConfig) -> list[Problem]:
+        p = Problems("ttt.")
+        p.at_least("eb_microbatches", cfg.eb_microbatches, 2)
+        p.need(cfg.eb_prior > 0, "eb_prior", cfg.eb_prior, "a number > 0")
+        return p
+
+    def __init__(self, model: nn.Module, cfg: TTTConfig):
+        super().__init__(model, cfg)
+        self.groups = [OUTSIDE_BLOCKS if a.block is None else a.block for a in self.adaptables]
+
+    def step(self, stepper: Stepper, x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> dict[Any, float]:
+        parts = micro_batch_masks(mask, self.cfg.eb_microbatches)
+        if len(parts) < 2:  # a single valid target: no spread to estimate, a plain step
+            return super().step(stepper, x, y, mask)
+        tensors = stepper.tensors
+        stacks: list[list[Tensor]] = [[] for _ in tensors]
+        for part in parts:
+            stepper.gradients(x, y, part)
+            for stack, t in zip(stacks, tensors):
+                stack.append(t.grad.reshape(-1).clone())
+        per_tensor = [torch.stack(stack) for stack in stacks]  # (K, numel) each
+        scales = group_scales(per_tensor, self.groups, self.cfg.eb_prior)
+        for t, grads in zip(tensors, per_tensor):
+            t.grad = grads.mean(dim=0).view_as(t)
+        with torch.no_grad():
+            before = [t.detach().clone() for t in tensors]
+        stepper.apply()
+        shrink_updates(tensors, before, self.groups, scales)
+        return scales
+
+    def record(self, piece: Piece, step_means: dict[Any, float]) -> dict[str, Any]:
+        return {"eb_scales": step_means}

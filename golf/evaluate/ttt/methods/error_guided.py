@@ -14,6 +14,9 @@ import torch
 from torch import Tensor
 
 from golf.collectives import all_gather_padded, rank_world
+from golf.evaluate.ttt.config import Problem, TTTConfig
+from golf.evaluate.ttt.method import Method, register
+from golf.problems import Problems
 
 
 def top_count(n_valid: int, frac: float) -> int:
@@ -42,3 +45,18 @@ def top_fraction_loss(nll: Tensor, mask: Tensor, frac: float, n_valid: int | Non
     """Mean of the top-`frac` share of the valid per-token losses (n_valid: the batch's valid targets on all ranks)."""
     k = top_count(int(mask.sum()) if n_valid is None else n_valid, frac)
     return (nll * top_fraction_mask(nll, mask, k)).sum() / k
+
+
+@register
+class ErrorGuided(Method):
+    name = "error_guided"
+
+    @staticmethod
+    def problems(cfg: TTTConfig) -> list[Problem]:
+        p = Problems("ttt.")
+        p.fraction("error_top_frac", cfg.error_top_frac, 0.0, 1.0)
+        return p
+
+    def loss(self, nll: Tensor, mask: Tensor, n_valid: int) -> Tensor:
+        # a collective with several ranks: every rank takes part, also one with no rows in this batch
+        return top_fraction_loss(nll, mask, self.cfg.error_top_frac, n_valid)

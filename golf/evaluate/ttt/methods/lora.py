@@ -12,14 +12,20 @@ sees them. A comes from a fixed seed, so every rank builds the same adapters.
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from golf.evaluate.ttt.config import Problem, TTTConfig
+from golf.evaluate.ttt.method import Method, register
 from golf.evaluate.ttt.params import Adaptable, layer_lr_multipliers
-from golf.model.names import block_of, kind_of, num_blocks
+from golf.evaluate.ttt.plan import Piece
 from golf.model.gpt import CastedLinear
+from golf.model.names import block_of, kind_of, num_blocks
+from golf.problems import Problems
+
+LORA_TARGETS = ("attn", "mlp")
 
 LORA_SEED = 0
 
@@ -75,3 +81,38 @@ class LoRAAdapters:
 
 def attached(model: nn.Module) -> bool:
     return any(isinstance(m, CastedLinear) and isinstance(m.weight_transform, LoRADelta) for m in model.modules())
+
+
+@register
+class LoRA(Method):
+    """Adapters on the blocks' linear layers (the base weights never train), reset with the optimizer at every
+    document. Not compilable: the adapters patch the modules' weight transforms."""
+
+    name = "lora"
+    compilable = False
+    follows_documents = True
+
+    @staticmethod
+    def problems(cfg: TTTConfig) -> list[Problem]:
+        p = Problems("ttt.")
+        p.at_least("lora_rank", cfg.lora_rank, 1)
+        for target in cfg.lora_targets:
+            p.choice("lora_targets", target, LORA_TARGETS)
+        return p
+
+    def __init__(self, model: nn.Module, cfg: TTTConfig):
+        self.model, self.cfg = model, cfg
+        self.adapters = LoRAAdapters(model, cfg.lora_targets, cfg.lora_rank, cfg.freeze, cfg.layer_lr_mult)
+        self.adaptables = self.adapters.adaptables
+
+    def warnings(self) -> list[str]:
+        return []  # ttt.freeze only decides which blocks get adapters; nothing outside the blocks ever adapts
+
+    def reset(self) -> None:
+        self.adapters.reset()
+
+    def record(self, piece: Piece, step_means: dict[Any, float]) -> dict[str, Any]:
+        return {"document": piece.document}
+
+    def close(self) -> None:
+        self.adapters.remove()
