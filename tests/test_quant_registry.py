@@ -39,9 +39,9 @@ def test_a_registered_encoder_is_what_the_exporter_uses(monkeypatch):
     class Halves(encoders.RoundToNearest):
         name = "rtn"
 
-        def quantize_rows(self, name, w, bits, cfg):
+        def quantize_rows(self, name, w, bits, cfg, context):
             calls.append(name)
-            q, s = super().quantize_rows(name, w, bits, cfg)
+            q, s = super().quantize_rows(name, w, bits, cfg, context)
             return q // 2, s
 
     monkeypatch.setitem(encoders.REGISTRY, "rtn", Halves())

@@ -36,7 +36,8 @@ from torch import Tensor
 from golf.atomic import atomic_write_bytes
 from golf.errors import GolfError
 from golf.quant import compressors, encoders
-from golf.quant.config import QuantConfig
+from golf.quant.config import HESSIAN_ENCODERS, QuantConfig
+from golf.quant.encoders import ExportContext
 from golf.quant.quantize import (
     category_of, dequantize_rows, dequantize_tensor, plan_encoding, prune_smallest, quantize_tensor,
 )
@@ -69,6 +70,7 @@ class ExportResult:
     # compressed ALONE with the same compressor: the categories do not add up exactly to the file), bits_per_weight
     category_stats: dict[str, dict[str, float]]
     bits_per_weight: float  # whole file bytes * 8 / total parameters
+    notes: list[str] = dataclasses.field(default_factory=list)  # what the encoders said (also logged as warnings)
 
 
 @dataclass
@@ -93,7 +95,8 @@ def compress(payload: bytes, compressor: str, level: int) -> bytes:
         raise ArtifactError(f"quant.level: {compressor} cannot compress at level {level} ({e})") from e
 
 
-def _encode(name: str, tensor: Tensor, cfg: QuantConfig) -> tuple[dict[str, Any], bytes, bytes]:
+def _encode(name: str, tensor: Tensor, cfg: QuantConfig,
+            context: ExportContext) -> tuple[dict[str, Any], bytes, bytes]:
     """The header entry (without offsets), value bytes and scale bytes of one tensor."""
     t = tensor.detach().cpu().contiguous()
     enc = plan_encoding(name, t, cfg)
@@ -106,7 +109,7 @@ def _encode(name: str, tensor: Tensor, cfg: QuantConfig) -> tuple[dict[str, Any]
             raise ArtifactError(f"tensor {name!r} has NaN or infinite values; it cannot be quantized")
         w = prune_smallest(t.float(), cfg.prune_frac) if cfg.prune_frac > 0 else t
         if enc.per_row:
-            q, scale = encoders.get(cfg.encoder).quantize_rows(name, w, enc.bits, cfg)
+            q, scale = encoders.get(enc.encoder or cfg.encoder).quantize_rows(name, w, enc.bits, cfg, context)
         else:
             q, scale = quantize_tensor(w, enc.bits, cfg.clip_percentile)
         values = q.numpy().astype(_VALUE_DTYPES["int"]).tobytes()
@@ -128,15 +131,22 @@ def _dump_header(header: dict[str, Any]) -> bytes:
 
 
 def export_artifact(state_dict: dict[str, Tensor], model_config: dict[str, Any], vocab_size: int,
-                    cfg: QuantConfig) -> ExportResult:
-    """Encode, compress and frame `state_dict`; returns the file's bytes and a size breakdown, writes nothing."""
+                    cfg: QuantConfig, context: ExportContext | None = None) -> ExportResult:
+    """Encode, compress and frame `state_dict`; returns the file's bytes and a size breakdown, writes nothing.
+    `context` carries what an encoder needs beyond the weights (calibration Hessians for quant.encoder=gptq)."""
+    context = ExportContext() if context is None else context
+    if cfg.encoder in HESSIAN_ENCODERS and not context.hessians:
+        raise ArtifactError(f"quant.encoder={cfg.encoder} needs calibration Hessians (H = X^T X of each matrix's "
+                            "inputs on training batches, golf/quant/calibration.py) and this export was given none; "
+                            "choose quant.encoder=sdclip (the same scales without calibration), gptq_lite or rtn, "
+                            "or pass ExportContext(hessians=...) to export_artifact")
     entries: list[dict[str, Any]] = []
     chunks: list[bytes] = []
     by_category: dict[str, list[bytes]] = {}
     params: dict[str, int] = {}
     offset = 0
     for name, tensor in state_dict.items():
-        entry, values, scales = _encode(name, tensor, cfg)
+        entry, values, scales = _encode(name, tensor, cfg, context)
         entry.update(offset=offset, nbytes=len(values), scale_offset=offset + len(values), scale_nbytes=len(scales))
         offset += len(values) + len(scales)
         entries.append(entry)
@@ -163,7 +173,8 @@ def export_artifact(state_dict: dict[str, Tensor], model_config: dict[str, Any],
     total_params = sum(params.values())
     return ExportResult(data=data, model_bytes=len(data), sha256=artifact_sha256(data), tensors=entries,
                         category_stats=category_stats,
-                        bits_per_weight=len(data) * 8 / total_params if total_params else 0.0)
+                        bits_per_weight=len(data) * 8 / total_params if total_params else 0.0,
+                        notes=list(context.notes))
 
 
 def write_artifact(path: str | os.PathLike, result: ExportResult) -> None:

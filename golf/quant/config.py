@@ -10,7 +10,12 @@ from typing import Any
 
 from golf.quant import compressors
 
-ENCODERS = ("rtn",)  # golf/quant/encoders.py registers one encoder under each name (a test checks they agree)
+# golf/quant/encoders.py registers one encoder under each name (a test checks they agree): rtn = round to nearest
+# after a percentile clip (the challenge's); sdclip = round to nearest on the scale k * std(row) / qmax; gptq_lite =
+# per-row search over clip percentiles by reconstruction error; gptq = full-Hessian GPTQ on SDClip scales (needs
+# calibration Hessians); absmax = round to nearest on the scale max|row| / qmax (the records' int8 gates)
+ENCODERS = ("rtn", "sdclip", "gptq_lite", "gptq", "absmax")
+HESSIAN_ENCODERS = ("gptq",)  # the export needs per-tensor Hessians (golf/quant/calibration.py) for these
 # bits per category: 2..8 quantize to integers (per row for matrices); 16 keeps fp16; 32 keeps fp32
 ALLOWED_BITS = (2, 3, 4, 5, 6, 7, 8, 16, 32)
 CATEGORIES = ("embed", "attn", "mlp", "other")
@@ -22,6 +27,26 @@ class QuantBits:
     attn: int = 32  # c_q, c_k, c_v, proj of every block
     mlp: int = 32  # fc, proj of every block
     other: int = 32  # every other tensor (control tensors, skip weights)
+
+
+@dataclass
+class ClipSigmas:
+    """SDClip's k per category: a row's scale is k * std(row) / qmax (the T2 record: 12.85 for matrices, 20 for the
+    int8 embedding; T3: MLP 11.5, attention 13.0, other 12.85, int7 embedding 14.0)."""
+    embed: float = 20.0
+    attn: float = 12.85
+    mlp: float = 12.85
+    other: float = 12.85
+
+
+@dataclass
+class GPTQConfig:
+    block_size: int = 128  # columns per block of the lazy-batch update
+    damp: float = 0.01  # added to diag(H): this fraction of its mean
+    calibration_batches: int = 64  # training batches whose activations make the Hessians (T2: 64, T3: 16)
+    # Hessian-aware SDClip: row i's scale times 1 + lambda * (importance_i - 1), importance = mean_j |W_ij| diag(H)_j,
+    # both normalized to mean 1 (the 2026-04-06 entry: 0.175); 0 = plain SDClip
+    hessian_clip_lambda: float = 0.0
 
 
 @dataclass
@@ -44,6 +69,13 @@ class QuantConfig:
     passthrough_numel: int = 65536  # tensors with at most this many elements are kept in float (fp16; fp32 for control)
     compressor: str = "zlib"
     level: int = 9
+    sdclip: ClipSigmas = field(default_factory=ClipSigmas)  # encoders sdclip and gptq
+    gptq: GPTQConfig = field(default_factory=GPTQConfig)
+    # encoder gptq_lite: the clip percentiles of |w| each row tries (100 = its max); the row keeps the least error
+    lite_percentiles: list[float] = field(default_factory=lambda: [99.9, 99.95, 99.99, 99.999, 100.0])
+    # small 2-D gate tensors (names with "gate", at most passthrough_numel elements) as int8 per row (absmax scale)
+    # instead of float passthrough (the T3 record's attention gates)
+    gates_int8: bool = False
     qat: QATConfig = field(default_factory=QATConfig)
 
 
@@ -71,6 +103,18 @@ def quant_problems(quant: QuantConfig) -> list[tuple[str, Any, str]]:
         low, high = compressors.get(quant.compressor).levels
         need(low <= quant.level <= high, "level", quant.level,
              f"an integer in [{low}, {high}] for quant.compressor={quant.compressor}")
+    for category in CATEGORIES:
+        k = getattr(quant.sdclip, category)
+        need(math.isfinite(k) and k > 0, f"sdclip.{category}", k, "a number > 0 (standard deviations of the row)")
+    gptq = quant.gptq
+    need(gptq.block_size >= 1, "gptq.block_size", gptq.block_size, "an integer >= 1 (128 in the records)")
+    need(math.isfinite(gptq.damp) and gptq.damp > 0, "gptq.damp", gptq.damp, "a number > 0 (0.01 in the records)")
+    need(gptq.calibration_batches >= 1, "gptq.calibration_batches", gptq.calibration_batches, "an integer >= 1")
+    need(math.isfinite(gptq.hessian_clip_lambda) and 0.0 <= gptq.hessian_clip_lambda < 1.0,
+         "gptq.hessian_clip_lambda", gptq.hessian_clip_lambda, "a number in [0, 1) (0 = plain SDClip)")
+    lite = list(quant.lite_percentiles)
+    need(bool(lite) and all(math.isfinite(p) and 0.0 < p <= 100.0 for p in lite), "lite_percentiles", lite,
+         "a non-empty list of percentiles in (0, 100]")
     qat = quant.qat
     need(0.0 <= qat.start <= 1.0, "qat.start", qat.start, "a fraction of the warm-down in [0, 1]")
     need(0 < qat.temperature_start <= qat.temperature_end, "qat.temperature_start", qat.temperature_start,

@@ -54,6 +54,15 @@ class Encoding:
     kind: str  # "int" | "fp16" | "fp32"
     bits: int  # 2..8 for "int", 16, 32
     per_row: bool  # int only: one scale per row of a 2-D tensor (else one scale for the tensor)
+    encoder: str = ""  # per-row int only: the row encoder that must make the codes ("": quant.encoder)
+
+
+GATE_INT8 = Encoding("int", 8, True, "absmax")
+
+
+def is_gate(name: str, tensor: Tensor) -> bool:
+    """A small gate matrix (quant.gates_int8): 2-D, "gate" in its name, not an MLP matrix (SwiGLU's mlp.gate)."""
+    return tensor.dim() == 2 and "gate" in name and category_of(name) == "other"
 
 
 FP16 = Encoding("fp16", 16, False)
@@ -66,12 +75,15 @@ def plan_encoding(name: str, tensor: Tensor, cfg: QuantConfig) -> Encoding:
     - non-float tensors: fp32 (the exporter refuses values that fp32 cannot hold exactly);
     - at most cfg.passthrough_numel elements: control tensors (CONTROL_PARAM_PATTERNS) fp32, others fp16 as in the
       challenge, except that a category configured as 32 bits stays fp32 (so quant "none" is lossless);
-    - larger tensors: the category's bits (2..8 integers, 16 fp16, 32 fp32).
+    - larger tensors: the category's bits (2..8 integers, 16 fp16, 32 fp32);
+    - with cfg.gates_int8, small gate matrices (is_gate) are int8 per row on absmax scales instead of float.
     """
     if not tensor.is_floating_point():
         return FP32
     category_bits = getattr(cfg.bits, category_of(name))
     if tensor.numel() <= cfg.passthrough_numel:
+        if cfg.gates_int8 and is_gate(name, tensor) and tensor.numel():
+            return GATE_INT8
         return FP32 if is_control(name) or category_bits == 32 else FP16
     if category_bits in INT_BITS:
         return Encoding("int", category_bits, tensor.dim() == 2)
