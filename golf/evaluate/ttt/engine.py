@@ -29,7 +29,7 @@ import contextlib
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -68,8 +68,6 @@ class TTTResult:
 def rank_rows(n: int) -> range:
     rank, world = rank_world()
     return range(n * rank // world, n * (rank + 1) // world)
-
-
 
 
 class Adapter:
@@ -160,9 +158,9 @@ def run_ttt(model: nn.Module, val: TokenArray, tables: ByteTables, windows: list
     """Score `windows` chunk by chunk under cfg.protocol, adapting `model` in place (pass a fresh copy).
 
     compile_model: scoring and adaptation call torch.compile(model) (unless the method is not compilable, as lora's
-    adapters patch the modules). Graphs are per mode (scoring without gradients, adapting with them); a batch of another size (a chunk's
-    last) makes torch mark the batch dimension dynamic once, so the number of compilations does not grow with the
-    number of chunks."""
+    adapters patch the modules). Graphs are per mode (scoring without gradients, adapting with them); a batch of
+    another size (a chunk's last) makes torch mark the batch dimension dynamic once, so the number of compilations
+    does not grow with the number of chunks."""
     if cfg.protocol not in ("score_first", "adapt_first"):
         raise ValueError(f"run_ttt needs ttt.protocol score_first or adapt_first, got {cfg.protocol!r}")
     if not windows:
