@@ -113,7 +113,7 @@ BAD_OVERRIDES = [
     (["eval.max_tokens=10"], "eval.max_tokens"),
     (["quant=int7"], "quant"),
     (["quant.bits.mlp=9"], "quant.bits.mlp"),
-    (["quant.compressor=brotli"], "quant.compressor"),
+    (["quant.compressor=rar"], "quant.compressor"),
     (["quant=int6_zstd", "quant.level=30"], "quant.level"),
     (["quant.prune_frac=1.0"], "quant.prune_frac"),
     (["quant.clip_percentile=0"], "quant.clip_percentile"),
@@ -137,7 +137,7 @@ def test_bad_overrides_are_refused_naming_the_key(overrides, key):
 
 def test_golf_train_refuses_an_artifact_and_leaves_no_empty_run_directory(tmp_path):
     from golf.errors import ConfigError
-    from golf.train import checked_config
+    from golf.launch import checked_config
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()  # as Hydra makes it before golf sees the values
