@@ -120,14 +120,18 @@ class Trainer:
         return total / cfg.grad_accum_steps
 
     def prime(self) -> None:
-        """Run priming steps, then restore weights, optimizer states and the data stream as they were."""
-        if self.cfg.priming_steps <= 0:
+        """Run priming steps, then restore weights, optimizer states and the data stream as they were. A hook with
+        priming_steps > 0 (the layer loop's, model.loop_priming_steps) runs its own after these, via prime()."""
+        hooks = [hook for hook in self.hooks if getattr(hook, "priming_steps", 0) > 0]
+        if self.cfg.priming_steps <= 0 and not hooks:
             return
         model_state = copy.deepcopy(self.model.state_dict())
         optim_states = [copy.deepcopy(opt.state_dict()) for opt in self.optimizers]
         loader_state = self.loader.state_dict()
         for i in range(self.cfg.priming_steps):
             self.step(i, 0.0)
+        for hook in hooks:
+            hook.prime(lambda i: self.step(i, 0.0))
         self.model.load_state_dict(model_state)
         for opt, state in zip(self.optimizers, optim_states):
             opt.load_state_dict(state)

@@ -13,7 +13,7 @@ import torch
 
 from golf.data.loader import DistributedTokenLoader
 from golf.optim.reptile import Reptile
-from golf.model.sharing import LoopSwitch
+from golf.model.sharing import LoopSwitch, loop_schedule
 from golf.optim.averaging import WeightAverager, build_averager
 from golf.quant.qat import qat_touches_nothing
 from golf.quant.qat_switch import QATSwitch
@@ -56,9 +56,12 @@ def build_hooks(cfg: Any, model: torch.nn.Module, fraction_done: Callable[[int],
                 log: Callable[[str], None]) -> TrainingHooks:
     """`cfg` is the GolfConfig; `fraction_done(step)` how much of training `step` steps are (the trainer's clock)."""
     loop = None
-    if cfg.model.loop_repeats > 0 and cfg.model.loop_from > 0:
-        loop = LoopSwitch(model, cfg.model.loop_from, progress=fraction_done, log=log)
-        log(f"layer loop off until {cfg.model.loop_from:.0%} of training")
+    m = cfg.model
+    if m.loop_repeats > 0 and (m.loop_from > 0 or m.loop_phases):
+        schedule = loop_schedule(m.loop_repeats, m.loop_from, list(m.loop_phases))
+        loop = LoopSwitch(model, schedule, progress=fraction_done, log=log, priming_steps=m.loop_priming_steps)
+        log("layer loop off until " + ", then ".join(f"{r} repeat(s) at {f:.0%}" for f, r in schedule)
+            + " of training" + (f"; {m.loop_priming_steps} priming steps with it on" if m.loop_priming_steps else ""))
     reptile = None
     if cfg.optim.reptile.enabled:
         reptile = Reptile(cfg.optim.reptile, reptile_batches(), autocast)

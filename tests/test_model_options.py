@@ -18,7 +18,7 @@ from golf.model.attention import exclusive
 from golf.model.embeddings import bigram_hash
 from golf.model.gpt import GPT, ModelConfig, apply_rotary, count_parameters, expected_parameter_count
 from golf.optim.reptile import Reptile, ReptileConfig, reptile_parameters
-from golf.model.sharing import LoopSwitch, layer_order
+from golf.model.sharing import LoopSwitch, layer_order, loop_schedule
 from golf.optim.build import OptimConfig, build_optimizers
 from golf.optim.muon import Muon
 from golf.quant.quantize import category_of
@@ -250,7 +250,7 @@ def test_loop_switch() -> None:
     ids = stream()
     with torch.no_grad():
         looped = model(ids)
-    switch = LoopSwitch(model, cfg.loop_from, progress=lambda step: step / 10)
+    switch = LoopSwitch(model, loop_schedule(cfg.loop_repeats, cfg.loop_from, []), progress=lambda step: step / 10)
     assert not model.loop_active and model.layer_order() == [0, 1, 2, 3]
     with torch.no_grad():
         unlooped = model(ids)

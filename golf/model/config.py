@@ -8,6 +8,11 @@ from typing import Any
 from golf.problems import Problems
 
 MLP_ACTIVATIONS = ("relu2", "leaky_relu2", "swiglu")  # golf/model/mlp.py implements each
+SKIP_GATE_FORMS = ("scale", "lerp")  # x + sigmoid(g) w skip (golf's first form) | lerp(w skip, x, sigmoid(g)) (T2, T3)
+PARALLEL_RESIDUALS = ("none", "gptj", "two_lane")  # golf/model/parallel.py
+ATTN_GATES = ("none", "output", "dense", "sparse")  # golf/model/attention.py HeadGate
+ATTN_GATE_SOURCES = ("x", "q")  # what the output gate reads: the attention's input, or c_q's output
+LOOP_SKIPS = ("first_pass", "virtual")  # golf/model/sharing.py unet_plan
 
 
 @dataclass
@@ -42,6 +47,23 @@ class ModelConfig:
     loop_from: float = 0.0  # fraction of training after which the loop is on (needs sharing.LoopSwitch)
     shared_blocks: int = 0  # K > 0: K blocks shared by the num_layers virtual layers (layer v runs block v % K)
     lora_rank: int = 0  # with shared_blocks: per-virtual-layer LoRA deviations of this rank, gated by gammas
+    # the frontier's options (the 2026-03-23, 04-09 and 04-27 records; README "Model options"), every one off here
+    bos_mask: bool = True  # BigramHash and SmearGate see no previous token at a BOS (False: T1's cross-document form)
+    bigram_scale: float = 0.0  # > 0: BigramHash as T1 builds it: zero table, a learned output scale starting here
+    value_embed_scale: float = 0.0  # > 0: the value embedding times a learned shared scale starting here (T1: 0.1)
+    smear_gate_window: int = 0  # with smear_gate, k > 0: T3's input-dependent gate on the first k embedding channels
+    skip_gate_form: str = "scale"  # with skip_gates: scale | lerp (the records' form)
+    parallel_residual: str = "none"  # none | gptj | two_lane, from layer parallel_from (golf/model/parallel.py)
+    parallel_from: int = 0
+    attn_gate: str = "none"  # none | output | dense | sparse: a per-head sigmoid gate on the attention output
+    attn_gate_window: int = 12  # output and sparse gates read the first k channels of their source
+    attn_gate_scale: float = 1.0  # sparse: g = sigmoid(scale * W x[:k]) (T3: 0.5)
+    attn_gate_init_std: float = 0.0  # dense and sparse: W ~ N(0, std^2), 0 = zeros (T3's dense GatedAttn: 0.01)
+    attn_gate_source: str = "x"  # output gate: x (the attention's input) | q (c_q's output)
+    doc_mask: bool = False  # attention never crosses a BOS (VarLen; golf/model/attention.py)
+    loop_skips: str = "first_pass"  # first_pass (golf's loop) | virtual (U-Net over the virtual layers, the records)
+    loop_phases: list[float] = field(default_factory=list)  # repeat k switches on at loop_phases[k - 1] of training
+    loop_priming_steps: int = 0  # priming steps run with the loop on, after train.priming_steps (then undone)
 
 
 def model_problems(cfg: ModelConfig) -> list[tuple[str, Any, str]]:
@@ -83,4 +105,41 @@ def model_problems(cfg: ModelConfig) -> list[tuple[str, Any, str]]:
            cfg.shared_blocks, f"0 (off) or a divisor of model.num_layers={n}")
     p.need(cfg.lora_rank >= 0 and (cfg.lora_rank == 0 or cfg.shared_blocks > 0), "lora_rank", cfg.lora_rank,
            "0, or an integer >= 1 together with model.shared_blocks > 0")
+    frontier_problems(cfg, p, head_dim)
     return p
+
+
+def frontier_problems(cfg: ModelConfig, p: Problems, head_dim: int) -> None:
+    """The checks of the frontier's options (the keys after lora_rank)."""
+    n = cfg.num_layers
+    p.need(cfg.bigram_scale >= 0 and math.isfinite(cfg.bigram_scale), "bigram_scale", cfg.bigram_scale,
+           "0 (no scale) or a number > 0")
+    p.need(cfg.value_embed_scale >= 0 and math.isfinite(cfg.value_embed_scale), "value_embed_scale",
+           cfg.value_embed_scale, "0 (no scale) or a number > 0")
+    p.need(0 <= cfg.smear_gate_window <= cfg.model_dim and (cfg.smear_gate_window == 0 or cfg.smear_gate),
+           "smear_gate_window", cfg.smear_gate_window,
+           f"0, or an integer in [1, model.model_dim={cfg.model_dim}] together with model.smear_gate=true")
+    p.choice("skip_gate_form", cfg.skip_gate_form, SKIP_GATE_FORMS)
+    p.choice("parallel_residual", cfg.parallel_residual, PARALLEL_RESIDUALS)
+    p.need(0 <= cfg.parallel_from < n, "parallel_from", cfg.parallel_from, f"a layer index in [0, {n - 1}]")
+    if cfg.parallel_residual == "two_lane" and cfg.loop_repeats > 0:
+        p.need(cfg.parallel_from >= cfg.loop_end, "parallel_from", cfg.parallel_from,
+               f"a layer after the loop (>= model.loop_end={cfg.loop_end}) for the two-lane form, whose lanes run "
+               "to the end")
+    p.choice("attn_gate", cfg.attn_gate, ATTN_GATES)
+    p.need(cfg.attn_gate not in ("output", "sparse") or 1 <= cfg.attn_gate_window <= cfg.model_dim, "attn_gate_window", cfg.attn_gate_window,
+           f"an integer in [1, model.model_dim={cfg.model_dim}]")
+    p.need(math.isfinite(cfg.attn_gate_scale), "attn_gate_scale", cfg.attn_gate_scale, "a finite number")
+    p.at_least("attn_gate_init_std", cfg.attn_gate_init_std, 0.0)
+    p.choice("attn_gate_source", cfg.attn_gate_source, ATTN_GATE_SOURCES)
+    p.choice("loop_skips", cfg.loop_skips, LOOP_SKIPS)
+    phases = list(cfg.loop_phases)
+    if phases:
+        p.need(len(phases) == cfg.loop_repeats and all(0 < a < b for a, b in zip([0.0] + phases, phases))
+               and phases[-1] < 1.0 and cfg.loop_from == 0.0, "loop_phases", cfg.loop_phases,
+               f"model.loop_repeats={cfg.loop_repeats} increasing fractions in (0, 1), one per repeat, with "
+               "model.loop_from=0")
+    p.need(cfg.loop_priming_steps >= 0 and (cfg.loop_priming_steps == 0 or cfg.loop_from > 0 or bool(phases)),
+           "loop_priming_steps", cfg.loop_priming_steps,
+           "0, or an integer >= 1 with a loop that switches on during training (model.loop_from > 0 or "
+           "model.loop_phases)")

@@ -2,8 +2,9 @@
 
 Read top to bottom: the config, the small modules (linear layer, rotary embedding, attention, block), the model,
 then the closed-form parameter count. The record stack's options live in their own modules beside this one: mlp.py
-(activations), embeddings.py (BigramHash, SmearGate, value embeddings), attention.py (XSA), sharing.py (the layer
-plan: looping, shared blocks with LoRA deviations) and reptile.py (a training hook); every option is off by default. Linear weights are kept in fp32 and cast to the activations' dtype at matmul
+(activations), embeddings.py (BigramHash, SmearGate, value embeddings), attention.py (XSA, head gates, document
+masking), parallel.py (parallel residuals), sharing.py (the layer plan: looping, the U-Net over it, shared blocks
+with LoRA deviations); every option is off by default. Linear weights are kept in fp32 and cast to the activations' dtype at matmul
 time, so bf16 autocast on a GPU works while the optimizers update fp32 master weights.
 """
 
@@ -15,11 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from golf.model.attention import exclusive
-from golf.model.embeddings import BigramHash, SmearGate, ValueEmbedding
+from golf.model.attention import Documents, HeadGate, attend, exclusive
+from golf.model.embeddings import BigramHash, InputSmearGate, SmearGate, ValueEmbedding
 from golf.model.config import ModelConfig, model_problems
 from golf.model.mlp import MLP, mlp_parameter_count
-from golf.model.sharing import SharedBlockDeviation, deviations_applied, layer_order, deviation_shapes
+from golf.model.parallel import LaneLambdas, lanes_output
+from golf.model.sharing import (SharedBlockDeviation, deviation_shapes, deviations_applied, layer_order, skip_count,
+                                unet_plan)
 
 
 def check_shape(cfg: ModelConfig, vocab_size: int) -> None:
@@ -89,16 +92,22 @@ class CausalSelfAttention(nn.Module):
         self.c_k = CastedLinear(cfg.model_dim, kv_dim)
         self.c_v = CastedLinear(cfg.model_dim, kv_dim)
         self.proj = CastedLinear(cfg.model_dim, cfg.model_dim, zero_init=True)
-        self.q_gain = nn.Parameter(torch.full((cfg.num_heads,), cfg.qk_gain_init))
+        self.q_gain = nn.Parameter(torch.full((cfg.num_heads,), cfg.qk_gain_init))  # one gain per head
         self.qk_gain_init = cfg.qk_gain_init
+        self.attn_gate = None if cfg.attn_gate == "none" else HeadGate(
+            cfg.attn_gate, cfg.model_dim, cfg.num_heads, cfg.attn_gate_window, cfg.attn_gate_scale,
+            cfg.attn_gate_init_std, cfg.attn_gate_source)
 
     def reset_parameters(self) -> None:
         nn.init.constant_(self.q_gain, self.qk_gain_init)
 
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, ve: Optional[Tensor] = None, xsa: bool = False) -> Tensor:
-        """ve: a value embedding (B, T, kv_dim) added to the values; xsa: remove each token's own value direction."""
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, ve: Optional[Tensor] = None, xsa: bool = False,
+                docs: Optional[Documents] = None) -> Tensor:
+        """ve: a value embedding (B, T, kv_dim) added to the values; xsa: remove each token's own value direction;
+        docs: attend within documents only (model.doc_mask)."""
         B, T, C = x.shape
-        q = self.c_q(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
+        q_raw = self.c_q(x)
+        q = q_raw.view(B, T, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
         k = self.c_k(x).view(B, T, self.num_kv_heads, self.head_dim).transpose(1, 2)  # (B, KV, T, D)
         v = self.c_v(x)
         if ve is not None:
@@ -108,9 +117,11 @@ class CausalSelfAttention(nn.Module):
         q = apply_rotary(rms_norm(q), cos, sin)
         k = apply_rotary(rms_norm(k), cos, sin)
         q = q * self.q_gain.to(q.dtype)[None, :, None, None]
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=self.num_kv_heads != self.num_heads)
+        y = attend(q, k, v, docs)
         if xsa:
             y = exclusive(y, v)
+        if self.attn_gate is not None:  # (B, T, H) gates, one per head
+            y = y * self.attn_gate(x, q_raw).transpose(1, 2)[..., None]
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
 
@@ -132,14 +143,32 @@ class Block(nn.Module):
             self.resid_mix[1].fill_(0.0)
 
     def forward(self, x: Tensor, x0: Tensor, cos: Tensor, sin: Tensor, ve: Optional[Tensor] = None,
-                xsa: bool = False, norm_scale: float = 1.0) -> Tensor:
+                xsa: bool = False, norm_scale: float = 1.0, parallel: bool = False,
+                docs: Optional[Documents] = None) -> Tensor:
+        """parallel: GPT-J style (model.parallel_residual=gptj): attention and MLP both read the normed x_in."""
         mix = self.resid_mix.to(x.dtype)
         x = mix[0] * x + mix[1] * x0
         h = rms_norm(x)
-        x = x + self.attn_scale.to(x.dtype) * self.attn(h if norm_scale == 1.0 else h * norm_scale, cos, sin, ve, xsa)
+        h = h if norm_scale == 1.0 else h * norm_scale
+        attn_out = self.attn_scale.to(x.dtype) * self.attn(h, cos, sin, ve, xsa, docs)
+        if parallel:
+            return x + attn_out + self.mlp_scale.to(x.dtype) * self.mlp(h)
+        x = x + attn_out
         h = rms_norm(x)
         x = x + self.mlp_scale.to(x.dtype) * self.mlp(h if norm_scale == 1.0 else h * norm_scale)
         return x
+
+    def lane_outputs(self, a: Tensor, m: Tensor, x0: Tensor, cos: Tensor, sin: Tensor, ve: Optional[Tensor],
+                     xsa: bool, norm_scale: float, docs: Optional[Documents]) -> tuple[Tensor, Tensor]:
+        """The two-lane form (golf/model/parallel.py): the attention reads resid_mix(a, x0), the MLP reads m;
+        returns their scaled outputs for LaneLambdas.mix."""
+        mix = self.resid_mix.to(a.dtype)
+        h = rms_norm(mix[0] * a + mix[1] * x0)
+        attn_out = self.attn_scale.to(a.dtype) * self.attn(h if norm_scale == 1.0 else h * norm_scale, cos, sin, ve,
+                                                           xsa, docs)
+        h = rms_norm(m)
+        mlp_out = self.mlp_scale.to(a.dtype) * self.mlp(h if norm_scale == 1.0 else h * norm_scale)
+        return attn_out, mlp_out
 
 
 class GPT(nn.Module):
@@ -150,37 +179,41 @@ class GPT(nn.Module):
         self.vocab_size = vocab_size
         self.num_encoder_layers = cfg.num_layers // 2
         self.num_decoder_layers = cfg.num_layers - self.num_encoder_layers
-        num_skips = min(self.num_encoder_layers, self.num_decoder_layers)
+        num_skips = skip_count(cfg.num_layers, cfg.loop_start, cfg.loop_end, cfg.loop_repeats, cfg.loop_skips)
+        self.num_skips = num_skips
         head_dim = cfg.model_dim // cfg.num_heads
         kv_dim = cfg.num_kv_heads * head_dim
 
         self.tok_emb = nn.Embedding(vocab_size, cfg.model_dim)
-        self.bigram = BigramHash(cfg.bigram_buckets, cfg.bigram_dim, cfg.model_dim, CastedLinear) \
-            if cfg.bigram_buckets else None
-        self.smear_gate = SmearGate(cfg.model_dim) if cfg.smear_gate else None
+        self.bigram = BigramHash(cfg.bigram_buckets, cfg.bigram_dim, cfg.model_dim, CastedLinear, cfg.bigram_scale,
+                                 cfg.bos_mask) if cfg.bigram_buckets else None
+        self.smear_gate = None
+        if cfg.smear_gate:
+            self.smear_gate = InputSmearGate(cfg.smear_gate_window, cfg.bos_mask) if cfg.smear_gate_window \
+                else SmearGate(cfg.model_dim, cfg.bos_mask)
         self.value_embed = ValueEmbedding(vocab_size, cfg.value_embed_dim, kv_dim, len(cfg.value_embed_layers),
-                                          CastedLinear) if cfg.value_embed_layers else None
+                                          CastedLinear, cfg.value_embed_scale) if cfg.value_embed_layers else None
         self.rotary = Rotary(cfg.rope_dims or head_dim, cfg.rope_base)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.shared_blocks or cfg.num_layers))
         self.layer_lora = nn.ModuleList(SharedBlockDeviation(deviation_shapes(self.blocks[0]), cfg.lora_rank)
                                         for _ in range(cfg.num_layers)) if cfg.lora_rank else None
         self.skip_weights = nn.Parameter(torch.ones(num_skips, cfg.model_dim))
         self.skip_gates = nn.Parameter(torch.zeros(num_skips, cfg.model_dim)) if cfg.skip_gates else None
+        self.lanes = LaneLambdas(cfg.num_layers) if cfg.parallel_residual == "two_lane" else None
         self.lm_head = None if cfg.tie_embeddings else CastedLinear(cfg.model_dim, vocab_size, zero_init=True)
-        self.loop_active = True  # evaluation and export always use the loop; see sharing.LoopSwitch for training
-        self.reset_parameters()
+        self.loop_repeats_active = cfg.loop_repeats  # evaluation and export always use the whole loop; see
+        self.reset_parameters()  # sharing.LoopSwitch for training
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
         """(Re)initialize every parameter; also serves a model built on the meta device and moved with to_empty()."""
-        block_linears = {id(m) for m in self.blocks.modules() if isinstance(m, CastedLinear)}
         for module in self.modules():
             if module is not self and hasattr(module, "reset_parameters"):
                 module.reset_parameters()  # nn.Embedding: N(0, 1); linears: PyTorch's default; blocks: control tensors
             if isinstance(module, CastedLinear) and module.zero_init:
                 nn.init.zeros_(module.weight)
-            elif self.cfg.ortho_init and id(module) in block_linears and not module.weight.is_meta:
-                nn.init.orthogonal_(module.weight)  # model.ortho_init
+            elif self.cfg.ortho_init and isinstance(module, CastedLinear) and not module.weight.is_meta:
+                nn.init.orthogonal_(module.weight)  # model.ortho_init: the blocks' matrices (and T1's projections)
         for module in self.modules():
             if hasattr(module, "post_init"):  # tables and LoRA factors inside the option modules
                 module.post_init()
@@ -192,12 +225,20 @@ class GPT(nn.Module):
 
     # --- depth: the layer plan -----------------------------------------------------------------------------------
     def set_loop_active(self, active: bool) -> None:
-        """Turn layer looping (model.loop_repeats) on or off; the trainer's LoopSwitch calls this."""
-        self.loop_active = bool(active)
+        """Turn layer looping (model.loop_repeats) wholly on or off."""
+        self.set_loop_repeats(self.cfg.loop_repeats if active else 0)
+
+    def set_loop_repeats(self, repeats: int) -> None:
+        """Run the loop 1 + repeats times (0: no loop); the trainer's LoopSwitch calls this."""
+        self.loop_repeats_active = max(0, min(int(repeats), self.cfg.loop_repeats))
+
+    @property
+    def loop_active(self) -> bool:
+        return self.loop_repeats_active > 0 or self.cfg.loop_repeats == 0
 
     def layer_order(self) -> list[int]:
         cfg = self.cfg
-        return layer_order(cfg.num_layers, cfg.loop_start, cfg.loop_end, cfg.loop_repeats, self.loop_active)
+        return layer_order(cfg.num_layers, cfg.loop_start, cfg.loop_end, self.loop_repeats_active)
 
     def lora_gammas(self) -> dict[str, float]:
         """The shared-block deviations' shrinkage gammas by name (layer_lora.<v>.<matrix>), for logging."""
@@ -206,7 +247,9 @@ class GPT(nn.Module):
         return {f"layer_lora.{v}.{key}": float(dev.lora_gamma[i].detach())
                 for v, dev in enumerate(self.layer_lora) for i, key in enumerate(dev.keys)}
 
-    def run_layer(self, layer: int, x: Tensor, x0: Tensor, cos: Tensor, sin: Tensor, ve: Optional[Tensor]) -> Tensor:
+    def run_layer(self, layer: int, x: Tensor, x0: Tensor, cos: Tensor, sin: Tensor, ve: Optional[Tensor],
+                  docs: Optional[Documents] = None, lanes: Optional[tuple[Tensor, Tensor]] = None):
+        """Layer `layer` on the stream x; or, given the two lanes (a, m), the lanes after it."""
         cfg = self.cfg
         block = self.blocks[layer % len(self.blocks)]
         if ve is not None and layer in cfg.value_embed_layers:
@@ -216,14 +259,31 @@ class GPT(nn.Module):
         xsa = layer >= cfg.num_layers - cfg.xsa_last
         norm_scale = (layer + 1) ** -0.5 if cfg.ln_scale else 1.0
         with deviations_applied(block, None if self.layer_lora is None else self.layer_lora[layer]):
-            return block(x, x0, cos, sin, ve, xsa, norm_scale)
+            if lanes is not None:
+                attn_out, mlp_out = block.lane_outputs(*lanes, x0, cos, sin, ve, xsa, norm_scale, docs)
+                return self.lanes.mix(layer, *lanes, attn_out, mlp_out)
+            parallel = cfg.parallel_residual == "gptj" and layer >= cfg.parallel_from
+            return block(x, x0, cos, sin, ve, xsa, norm_scale, parallel, docs)
+
+    def add_skip(self, x: Tensor, i: int, skip: Tensor) -> Tensor:
+        """U-Net skip i into x: plain, gated (model.skip_gates) in golf's scale form or the records' lerp form."""
+        weight = self.skip_weights[i].to(x.dtype)
+        if self.skip_gates is None:
+            return x + weight * skip
+        gate = torch.sigmoid(self.skip_gates[i].to(x.dtype))
+        if self.cfg.skip_gate_form == "lerp":
+            return torch.lerp(weight * skip, x, gate)
+        return x + (weight * gate) * skip
 
     def embed(self, input_ids: Tensor) -> Tensor:
         x = self.tok_emb(input_ids)
         if self.bigram is not None:
             x = x + self.bigram(input_ids)
+        input_dependent = isinstance(self.smear_gate, InputSmearGate)
+        if input_dependent:  # T3 smears the raw embedding, before the norm
+            x = self.smear_gate(x, input_ids)
         x = rms_norm(x)
-        if self.smear_gate is not None:
+        if self.smear_gate is not None and not input_dependent:
             x = self.smear_gate(x, input_ids)
         return x
 
@@ -236,23 +296,28 @@ class GPT(nn.Module):
         x = self.embed(input_ids)
         x0 = x
         ve = self.value_embed(input_ids) if self.value_embed is not None else None
+        docs = Documents(input_ids) if self.cfg.doc_mask else None
 
-        # U-Net: the encoder half pushes its outputs, the decoder half adds them back in reverse order; a looped
-        # layer pushes or pops only on its first pass
+        # U-Net: the encoder pushes its outputs, the decoder adds them back in reverse order (sharing.unet_plan says
+        # which positions of a looped plan push and pop); the two-lane form splits the stream in the decoder
         skips: list[Tensor] = []
-        seen: set[int] = set()
-        for layer in self.layer_order():
-            first = layer not in seen
-            seen.add(layer)
-            if first and layer >= self.num_encoder_layers and skips:
-                i = layer - self.num_encoder_layers
-                weight = self.skip_weights[i].to(x.dtype)
-                if self.skip_gates is not None:
-                    weight = weight * torch.sigmoid(self.skip_gates[i].to(x.dtype))
-                x = x + weight * skips.pop()
-            x = self.run_layer(layer, x, x0, cos, sin, ve)
-            if first and layer < self.num_encoder_layers:
+        lanes: Optional[tuple[Tensor, Tensor]] = None
+        for layer, push, pop, decoder in unet_plan(self.layer_order(), self.cfg.num_layers, self.cfg.loop_skips):
+            if lanes is None and self.lanes is not None and decoder and layer >= self.cfg.parallel_from:
+                lanes = (x, x)
+            if 0 <= pop < self.num_skips and skips:
+                if lanes is None:
+                    x = self.add_skip(x, pop, skips.pop())
+                else:
+                    lanes = (self.add_skip(lanes[0], pop, skips.pop()), lanes[1])
+            if lanes is None:
+                x = self.run_layer(layer, x, x0, cos, sin, ve, docs)
+            else:
+                lanes = self.run_layer(layer, x, x0, cos, sin, ve, docs, lanes)
+            if push:
                 skips.append(x)
+        if lanes is not None:
+            x = lanes_output(*lanes)
 
         x = rms_norm(x)
         head_weight = self.tok_emb.weight if self.lm_head is None else self.lm_head.weight
@@ -277,7 +342,7 @@ def expected_parameter_count(cfg: ModelConfig, vocab_size: int) -> int:
     attention = 2 * dim * dim + 2 * dim * kv_dim + cfg.num_heads  # c_q, proj; c_k, c_v; q_gain
     mlp = mlp_parameter_count(dim, hidden, cfg.mlp_act)  # fc, proj (and gate for SwiGLU)
     controls = 2 * dim + 2 * dim  # attn_scale, mlp_scale; resid_mix
-    num_skips = min(cfg.num_layers // 2, cfg.num_layers - cfg.num_layers // 2)
+    num_skips = skip_count(cfg.num_layers, cfg.loop_start, cfg.loop_end, cfg.loop_repeats, cfg.loop_skips)
     embeddings = vocab_size * dim * (1 if cfg.tie_embeddings else 2)
     num_blocks = cfg.shared_blocks or cfg.num_layers
     total = embeddings + num_blocks * (attention + mlp + controls) + num_skips * dim
@@ -285,10 +350,16 @@ def expected_parameter_count(cfg: ModelConfig, vocab_size: int) -> int:
         total += num_skips * dim
     if cfg.bigram_buckets:
         total += cfg.bigram_buckets * cfg.bigram_dim + cfg.bigram_dim * dim  # table, projection
+        total += 1 if cfg.bigram_scale > 0 else 0
     if cfg.smear_gate:
-        total += dim
+        total += cfg.smear_gate_window + 1 if cfg.smear_gate_window else dim  # window gate and its lambda, or gates
     if cfg.value_embed_layers:
         total += vocab_size * cfg.value_embed_dim + cfg.value_embed_dim * kv_dim + len(cfg.value_embed_layers)
+        total += 1 if cfg.value_embed_scale > 0 else 0
+    gate_width = {"none": 0, "dense": dim}.get(cfg.attn_gate, cfg.attn_gate_window)
+    total += num_blocks * cfg.num_heads * gate_width  # a (heads x width) gate per block
+    if cfg.parallel_residual == "two_lane":
+        total += cfg.num_layers * (2 + 4)  # lane_resid, lane_post
     if cfg.lora_rank:
         # per virtual layer, for each matrix (out x in): A (r x in), B (out x r), and its gamma
         shapes = [(dim, dim), (kv_dim, dim), (kv_dim, dim), (dim, dim), (hidden, dim), (dim, hidden)]

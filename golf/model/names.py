@@ -6,7 +6,7 @@ read it here, so a new model option that follows these names is routed the same 
 - blocks.<i>.… is a tensor of block i (block_of); inside a block, attn.… and mlp.… are the two kinds of matrices,
   and the control tensors below are "norms" (kind_of).
 - control tensors (CONTROL_PARAM_PATTERNS) are small per-channel gains, scales and gates: Adam, never Muon, even
-  when 2-D; kept in fp32 in the artifact.
+  when 2-D (the head gates' (heads x k) weights); kept in fp32 in the artifact.
 - embedding tables (EMBEDDING_NAMES): the token embedding (and the tied head), an untied head, and the record
   stack's bigram and value-embedding tables.
 """
@@ -18,7 +18,9 @@ from typing import Optional
 from torch import nn
 
 CONTROL_PARAM_PATTERNS = ("attn_scale", "mlp_scale", "resid_mix", "q_gain", "skip_weights", "skip_gates",
-                          "smear_gate", "ve_scales", "lora_gamma")
+                          "smear_gate", "ve_scales", "lora_gamma",
+                          # the frontier's: head gates, the two-lane lambdas, T1's bigram and value-embedding scales
+                          "attn_gate", "lane_resid", "lane_post", "bigram.scale", "value_embed.scale")
 EMBEDDING_NAMES = ("tok_emb", "lm_head", "bigram", "value_embed")
 
 
