@@ -24,13 +24,14 @@ from golf.checkpoint import Checkpointer, rng_state, set_rng_state
 from golf.collectives import all_reduce_, barrier, rank_world
 from golf.data.loader import DistributedTokenLoader
 from golf.optim.build import OptimConfig, set_lr_scale, set_muon_momentum
-from golf.optim.schedule import lr_scale, muon_momentum
+from golf.optim.schedule import lr_scale, muon_momentum, training_fraction, warmdown_scale
 from golf.trainer_config import TrainConfig
 
 
 class StepHook(Protocol):
     """Called after every optimizer step (not after priming steps) with `step` steps done. warmdown_progress is
-    1 - the lr multiplier the next step would get: 0 before the warm-down, 1 after the last step. QAT switch-on,
+    1 - the warm-down multiplier the next step would get (before optim.min_lr's floor): 0 before the warm-down, 1
+    after the last step. QAT switch-on,
     soft-round annealing and SWA key off it. A hook with state also has state_dict() -> dict and
     restore(model, state), which a checkpoint saves and a resumed training calls before its first step."""
 
@@ -93,7 +94,8 @@ class Trainer:
     def step(self, step: int, elapsed_s: float) -> torch.Tensor:
         """One optimizer step over the global batch; returns the mean micro-batch loss (not synced to host)."""
         cfg, opt_cfg = self.cfg, self.optim_cfg
-        set_lr_scale(self.optimizers, lr_scale(step, elapsed_s, cfg.iterations, cfg.warmdown_steps, cfg.max_wallclock_s))
+        set_lr_scale(self.optimizers, lr_scale(step, elapsed_s, cfg.iterations, cfg.warmdown_steps, cfg.max_wallclock_s,
+                                               cfg.warmdown_frac, opt_cfg.min_lr))
         set_muon_momentum(
             self.optimizers,
             muon_momentum(step, opt_cfg.muon_momentum_warmup_start, opt_cfg.muon_momentum, opt_cfg.muon_momentum_warmup_steps),
@@ -139,11 +141,15 @@ class Trainer:
         self.log(f"priming: {self.cfg.priming_steps} steps run and undone")
 
     def fraction_done(self, step: int) -> float:
-        """How much of training `step` steps are: by steps, or by the wall clock when a cap ends it sooner."""
-        by_steps = step / max(self.cfg.iterations, 1)
-        if self.cfg.max_wallclock_s <= 0:
-            return by_steps
-        return max(by_steps, self.train_time_s / self.cfg.max_wallclock_s)
+        """How much of training `step` steps are: by steps, or by the wall clock when a cap ends it sooner (the
+        measure train.warmdown_frac uses too)."""
+        return training_fraction(step, self.train_time_s, self.cfg.iterations, self.cfg.max_wallclock_s)
+
+    def warmdown_progress(self, step: int, elapsed_s: float) -> float:
+        """How far the warm-down has gone: 0 before it, 1 at its end. optim.min_lr floors the lr, not this."""
+        cfg = self.cfg
+        return 1.0 - warmdown_scale(step, elapsed_s, cfg.iterations, cfg.warmdown_steps, cfg.max_wallclock_s,
+                                    cfg.warmdown_frac)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything a resumed training needs to continue as if never stopped (golf/checkpoint.py)."""
@@ -190,7 +196,7 @@ class Trainer:
             elapsed = train_time + now - mark
             self.steps_done, self.train_time_s = step, elapsed
             if self.hooks:  # how far the warm-down has gone once this step is done: 1.0 after the last step
-                progress = 1.0 - lr_scale(step, elapsed, cfg.iterations, cfg.warmdown_steps, cfg.max_wallclock_s)
+                progress = self.warmdown_progress(step, elapsed)
                 for hook in self.hooks:
                     hook.update(self.model, step, progress)
             out_of_time = cfg.max_wallclock_s > 0 and _any_rank(elapsed >= cfg.max_wallclock_s, self.device)
