@@ -1,8 +1,10 @@
-"""T1, the 2026-03-23 record (LeakyReLU^2, legal TTT, parallel Muon; 1.1194), against golf's model=record11l.
+"""T1, the 2026-03-23 record (LeakyReLU^2, legal TTT, parallel Muon; 1.1194), against golf's model=record_0323
+(record11l with T1's BigramHash and value-embedding scales, model.bigram_scale and model.value_embed_scale, and its
+cross-document BigramHash and SmearGate, model.bos_mask=false).
 
 The script's model is built with the settings of the record's run command (its README); its parameter count equals
-the record's log. golf cannot express T1 exactly yet: the comparisons that need the missing keys are expected to fail
-(strict: once golf has the keys, they must pass and lose their mark).
+the record's log and golf's. At small dimensions with the script's weights the logits and the loss are bitwise equal,
+across a BOS inside the sequence too.
 """
 
 from __future__ import annotations
@@ -22,17 +24,11 @@ from script_models import (VOCAB, batch, golf_model_config, logged_parameter_cou
 pytestmark = pytest.mark.parity
 
 T1 = "2026-03-23"
-# golf has no key for BigramHash's learned output scale (T1's bigram.scale, init 0.05, over a zero table) nor for the
-# value embedding's shared scale (ve_shared.scale, init 0.1); and golf's SmearGate and BigramHash always treat a BOS
-# as a document start, where T1's smear and hash across documents. With the two scales folded into the projections
-# and no BOS inside the sequence the logits agree to 3e-7 relative, not bitwise (SmearGate's (1-g)x + g*prev is
-# golf's x + g*(prev - x)).
-MISSING = ("missing keys: model.bigram_scale, model.value_embed_scale, and a switch for SmearGate's and BigramHash's "
-           "BOS mask (issue 17, section 2)")
 SMALL_T1 = dict(NUM_LAYERS=5, MODEL_DIM=64, NUM_HEADS=4, NUM_KV_HEADS=2, VOCAB_SIZE=VOCAB, BIGRAM_VOCAB_SIZE=64,
                 BIGRAM_DIM=16, VE_DIM=16, VE_LAYERS="3,4", XSA_LAST_N=2, ROPE_DIMS=8, TRAIN_SEQ_LEN=32)
 SMALL_GOLF = dict(num_layers=5, model_dim=64, num_heads=4, num_kv_heads=2, bigram_buckets=64, bigram_dim=16,
                   value_embed_dim=16, value_embed_layers=[3, 4], xsa_last=2, rope_dims=8)
+PRESET = "record_0323"
 
 
 def run_command_env(record) -> dict[str, str]:
@@ -74,7 +70,7 @@ def t1_to_golf(state: dict[str, Tensor], num_layers: int) -> dict[str, Tensor]:
         else:
             renamed = {"smear.gate": "smear_gate.weight", "bigram.embed.weight": "bigram.table.weight",
                        "ve_shared.embed.weight": "value_embed.table.weight",
-                       "ve_shared.proj.weight": "value_embed.proj.weight"}
+                       "ve_shared.proj.weight": "value_embed.proj.weight", "ve_shared.scale": "value_embed.scale"}
             out[renamed.get(name, name)] = t
     return out
 
@@ -85,27 +81,49 @@ def test_t1_script_parameter_count_equals_its_log(record_dir) -> None:
     assert meta_parameter_count(lambda: t1_gpt(m)) == logged_parameter_count(record)
 
 
-@pytest.mark.xfail(strict=True, reason=MISSING)
-def test_golf_record11l_parameter_count_equals_t1s_log(record_dir) -> None:
+def test_golf_record_0323_parameter_count_equals_t1s_log(record_dir) -> None:
     record = record_dir(T1)
     env = run_command_env(record)
-    cfg = golf_model_config("record11l", bigram_buckets=int(env["BIGRAM_VOCAB_SIZE"]))
+    cfg = golf_model_config(PRESET)
+    assert cfg.bigram_buckets == int(env["BIGRAM_VOCAB_SIZE"]) and cfg.xsa_last == int(env["XSA_LAST_N"])
     m = load_script(record, env)
     assert meta_parameter_count(lambda: GPT(cfg, m.Hyperparameters().vocab_size)) == logged_parameter_count(record)
 
 
-@pytest.mark.xfail(strict=True, reason=MISSING)
-def test_t1_logits_equal_golfs_at_small_size(record_dir) -> None:
+@pytest.fixture(scope="module")
+def small(record_dir):
     record = record_dir(T1)
     m = load_script(record, SMALL_T1)
     torch.manual_seed(0)
     script = t1_gpt(m)
     randomize_(script)
-    golf = GPT(golf_model_config("record11l", **SMALL_GOLF), VOCAB)
+    golf = GPT(golf_model_config(PRESET, **SMALL_GOLF), VOCAB)
     same_weights(script, golf, lambda state: t1_to_golf(state, SMALL_GOLF["num_layers"]))
+    return m, script, golf
+
+
+def test_t1_logits_and_loss_equal_golfs_at_small_size(small) -> None:
+    m, script, golf = small
     x, y = batch(VOCAB)
-    x[:, 9] = 1  # a document boundary mid-sequence
+    x[:, 9] = 1  # a document boundary mid-sequence: T1 hashes and smears across it, as golf with bos_mask=false
+    with torch.no_grad():
+        want, want_loss = script_logits(m, script, x, y)
+        got = golf(x).reshape(want.shape)
+        got_loss = golf(x, y)
+    assert torch.equal(got, want.float())
+    assert torch.equal(got_loss, want_loss)
+
+
+@pytest.mark.parametrize("perturbed", [dict(bos_mask=True), dict(bigram_scale=0.0), dict(value_embed_scale=0.0)])
+def test_t1_parity_fails_without_each_new_key(small, perturbed) -> None:
+    """Each of the three keys T1 needed matters: with it at golf's other setting the logits differ (a missing
+    scale parameter is dropped from the state dict, as an old golf would have had it)."""
+    m, script, golf = small
+    other = GPT(golf_model_config(PRESET, **SMALL_GOLF, **perturbed), VOCAB)
+    state = {k: v for k, v in golf.state_dict().items() if k in other.state_dict()}
+    other.load_state_dict(state, strict=True)
+    x, y = batch(VOCAB)
+    x[:, 9] = 1
     with torch.no_grad():
         want, _ = script_logits(m, script, x, y)
-        got = golf(x).reshape(want.shape)
-    torch.testing.assert_close(got, want.float(), rtol=1e-6, atol=0)
+        assert not torch.equal(other(x).reshape(want.shape), want.float())
