@@ -3,9 +3,9 @@ model runs on calibration batches, divided by the number of batches (as the T2/T
 
 - a linear layer's weight (rows = outputs, cols = inputs): X = its inputs, every call counted (a block shared by
   several virtual layers, or looped, sums the inputs of all its uses);
-- the tied token embedding (the head is tok_emb.weight): X = the final norm's output, the head's input. golf's final
-  norm is a function, not a module, so it is recomputed from the last block's output (the model applies
-  rms_norm to exactly that before the head); an untied lm_head is an ordinary linear layer;
+- the head (the tied token embedding tok_emb.weight, or an untied lm_head.weight): X = the final norm's output, the
+  head's input. golf's final norm is a function and the head is applied with F.linear (no module call to hook), so
+  X is recomputed from the last block's output, to which the model applies rms_norm right before the head;
 - lookup tables (the bigram and value-embedding tables) multiply no input: they get no Hessian (the gptq encoder
   rounds them on their SDClip scales and says so).
 
@@ -25,6 +25,7 @@ from golf.quant.config import QuantConfig
 from golf.quant.quantize import plan_encoding
 
 TIED_EMBEDDING = "tok_emb.weight"
+UNTIED_HEAD = "lm_head.weight"
 
 
 def hessian_targets(model: GPT, cfg: QuantConfig) -> list[str]:
@@ -43,14 +44,15 @@ class HessianCollector:
 
     def __init__(self, model: GPT, names: Optional[Collection[str]] = None):
         self.model = model
-        linears = {f"{n}.weight": m for n, m in model.named_modules() if isinstance(m, nn.Linear)}
-        tied = model.lm_head is None
-        available = set(linears) | ({TIED_EMBEDDING} if tied else set())
+        self.head = TIED_EMBEDDING if model.lm_head is None else UNTIED_HEAD
+        linears = {f"{n}.weight": m for n, m in model.named_modules()
+                   if isinstance(m, nn.Linear) and f"{n}.weight" != self.head}
+        available = set(linears) | {self.head}
         wanted = available if names is None else set(names)
         self.names = sorted(wanted & available)  # the rest (tables) have no input to calibrate on
         self.sums: dict[str, Tensor] = {}
         self._linears = {name: linears[name] for name in self.names if name in linears}
-        self._head = tied and TIED_EMBEDDING in wanted
+        self._head = self.head in wanted
         self._last_block_output: Optional[Tensor] = None
         self._handles: list = []
 
@@ -78,7 +80,7 @@ class HessianCollector:
         with torch.no_grad():
             self.model(input_ids)
             if self._head:
-                self._add(TIED_EMBEDDING, rms_norm(self._last_block_output))
+                self._add(self.head, rms_norm(self._last_block_output))
 
     def __exit__(self, *exc) -> None:
         for handle in self._handles:
@@ -89,7 +91,7 @@ class HessianCollector:
 def collect_hessians(model: GPT, batches: Iterable[Tensor], names: Optional[Collection[str]] = None
                      ) -> dict[str, Tensor]:
     """Mean over `batches` (input ids, (B, T), on the model's device) of X^T X per weight name (all linear weights
-    and the tied embedding when `names` is None), on the CPU. The model runs in eval mode; its mode is restored."""
+    and the head when `names` is None), on the CPU. The model runs in eval mode; its mode is restored."""
     was_training = model.training
     model.eval()
     count = 0
@@ -126,7 +128,8 @@ def generated_batches(model: GPT, batches: int, batch_size: int, seq_len: int, t
                     if temperature == 0:
                         nxt = logits.argmax(dim=-1)
                     else:
-                        nxt = torch.multinomial(torch.softmax(logits / temperature, dim=-1), 1, generator=generator)[:, 0]
+                        probs = torch.softmax(logits / temperature, dim=-1)
+                        nxt = torch.multinomial(probs, 1, generator=generator)[:, 0]
                     ids = torch.cat([ids, nxt.to(device)[:, None]], dim=1)
                 out.append(ids)
     finally:
