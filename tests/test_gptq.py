@@ -167,7 +167,8 @@ def test_collected_hessians_are_the_mean_gram_of_each_linear_input():
     model = tiny_model()
     data = batches(3)
     captured = []
-    handle = model.blocks[1].mlp.proj.register_forward_hook(lambda _m, i, _o: captured.append(i[0].reshape(-1, i[0].size(-1))))
+    handle = model.blocks[1].mlp.proj.register_forward_hook(
+        lambda _m, i, _o: captured.append(i[0].reshape(-1, i[0].size(-1))))
     hessians = collect_hessians(model, data)
     handle.remove()
     x = torch.cat(captured)

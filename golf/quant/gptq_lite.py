@@ -34,7 +34,8 @@ def _search_block(w: Tensor, qmax: int, percentiles: Sequence[float], clip_floor
     return best_q.to(torch.int8), best_s
 
 
-def gptq_lite_rows(w: Tensor, bits: int, percentiles: Sequence[float], clip_floor: float = 0.0) -> tuple[Tensor, Tensor]:
+def gptq_lite_rows(w: Tensor, bits: int, percentiles: Sequence[float],
+                   clip_floor: float = 0.0) -> tuple[Tensor, Tensor]:
     """(int8 codes with w's shape, fp16 scale per row) of the finite 2-D w by the per-row percentile search."""
     if not percentiles:
         raise ValueError("GPTQ-lite needs at least one clip percentile")
