@@ -135,7 +135,7 @@ def frontier_problems(cfg: ModelConfig, p: Problems, head_dim: int) -> None:
     p.choice("loop_skips", cfg.loop_skips, LOOP_SKIPS)
     phases = list(cfg.loop_phases)
     if phases:
-        p.need(len(phases) == cfg.loop_repeats and all(0 < a < b for a, b in zip([0.0] + phases, phases))
+        p.need(len(phases) == cfg.loop_repeats and all(a < b for a, b in zip([0.0] + phases, phases))
                and phases[-1] < 1.0 and cfg.loop_from == 0.0, "loop_phases", cfg.loop_phases,
                f"model.loop_repeats={cfg.loop_repeats} increasing fractions in (0, 1), one per repeat, with "
                "model.loop_from=0")
