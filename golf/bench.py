@@ -7,29 +7,21 @@ the measurements (golf/benchmark/config.py). One process; see golf/benchmark/run
 
 from __future__ import annotations
 
-from pathlib import Path
+from golf.benchmark.run import bench_job, check_bench
+from golf.launch import Entry, main as launch_main
 
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
-
-from golf.benchmark.run import check_bench, run_bench
-from golf.cli import run_hydra
-from golf.runs import RunDir
-from golf.config import to_plain_dict
-from golf.train import checked_config
-
-
-def task(cfg: DictConfig) -> float:
-    hydra_cfg = HydraConfig.get()
-    run_dir = Path(hydra_cfg.runtime.output_dir)
-    golf_cfg = checked_config(cfg, run_dir, check=check_bench)
-    run = RunDir(run_dir)
-    run.start(to_plain_dict(golf_cfg), list(hydra_cfg.overrides.task))
-    return run_bench(golf_cfg, run.path)["train_tokens_per_s"]
+ENTRY = Entry(
+    module="golf.bench",
+    config_name="bench",
+    job=bench_job,
+    result=lambda bench: bench["train_tokens_per_s"],
+    check=check_bench,
+    several_processes=False,
+)
 
 
 def main() -> None:
-    run_hydra(task, config_name="bench")
+    launch_main(ENTRY)
 
 
 if __name__ == "__main__":

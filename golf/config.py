@@ -28,7 +28,7 @@ from golf.hardware_config import HardwareConfig, hardware_problems
 from golf.model.config import ModelConfig, model_problems
 from golf.optim.config import OptimConfig, optim_problems
 from golf.quant.config import QuantConfig, quant_problems
-from golf.report_config import ReportConfig
+from golf.report.config import ReportConfig
 from golf.runs import LoggerConfig, logger_problems, secret_in
 from golf.trainer_config import TrainConfig, train_problems
 

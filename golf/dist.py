@@ -1,5 +1,6 @@
-"""Running a job on several processes: the process group's set-up and teardown, the torchrun launch, the rendezvous
-and the ranks' failure reports (README.md "Distributed"; docs/architecture.md). The collectives themselves (rank and
+"""Running a job on several processes: the process group's set-up and teardown, the torchrun command line, the
+rendezvous and the ranks' failure reports (README.md "Distributed"; docs/architecture.md). When an entry point
+re-runs under torchrun, and what each rank then does, is golf/launch.py's; the collectives themselves (rank and
 world, reductions, broadcasts) are golf/collectives.py's.
 
 Hydra stays outside torchrun. A job with hardware.nproc_per_node > 1 (or hardware.nnodes > 1) composes and validates

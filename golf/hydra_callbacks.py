@@ -82,7 +82,7 @@ def sweep_config(config: DictConfig, swept: dict[str, str]) -> dict[str, Any]:
 
 def sweep_tags(config: DictConfig, swept: dict[str, str]) -> list[str]:
     """The jobs' config-choice tags (model:tiny, ...) that hold for the whole sweep: not those of a swept group."""
-    from golf.train import TAG_GROUPS
+    from golf.launch import TAG_GROUPS
 
     choices = config.hydra.runtime.get("choices") or {}
     return [f"{group}:{choices[group]}" for group in TAG_GROUPS if choices.get(group) and group not in swept]

@@ -135,10 +135,12 @@ def test_the_code_files_alone_load_and_score_the_artifact(trained_int8, text_cor
 
 
 def test_over_the_limit_is_status_over_budget_and_loud(text_corpus, tmp_path, monkeypatch, capsys):
-    import golf.job
+    import golf.job.export
+    import golf.job.record
     import golf.quant.code_size
 
-    monkeypatch.setattr(golf.job, "ARTIFACT_LIMIT_BYTES", 1000)
+    monkeypatch.setattr(golf.job.export, "ARTIFACT_LIMIT_BYTES", 1000)
+    monkeypatch.setattr(golf.job.record, "ARTIFACT_LIMIT_BYTES", 1000)
     monkeypatch.setattr(golf.quant.code_size, "ARTIFACT_LIMIT_BYTES", 1000)
     cfg = to_golf_config(compose([*TINY, f"data.path={text_corpus}", f"paths.root={tmp_path}", "train.iterations=2"]))
     metrics = run_job(cfg, tmp_path / "run", overrides=[])

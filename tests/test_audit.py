@@ -22,7 +22,6 @@ import yaml
 from torch import nn
 
 from golf import CONF_DIR
-from golf.audit import artifact_file, scored_eval_time
 from golf.cli import compose
 from golf.config import to_golf_config, to_plain_dict
 from golf.data.shards import TokenArray
@@ -39,6 +38,8 @@ from golf.evaluate.evaluation import Evaluation
 from golf.evaluate.ledger import ScoreLedger
 from golf.evaluate.ttt.config import TTTConfig
 from golf.evaluate.windows import plan_windows, score_windows
+from golf.job.artifact import artifact_file
+from golf.job.audit_job import scored_eval_time
 from golf.model.gpt import GPT, ModelConfig
 
 V = 48

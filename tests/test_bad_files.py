@@ -22,7 +22,7 @@ from golf.config import to_golf_config
 from golf.data.shards import HEADER_BYTES, read_shard, shard_name, write_shard
 from golf.data.tokenizer import encode_documents, load_tokenizer, train_tokenizer
 from golf.errors import ConfigError, DataError, GolfError, OutputError
-from golf.job import load_data
+from golf.job.prepare import load_data
 from golf.model.gpt import GPT
 from golf.quant.artifact import export_artifact, write_artifact
 from golf.quant.config import QuantConfig

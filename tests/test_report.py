@@ -17,7 +17,8 @@ from scipy import stats
 from conftest import golf_command
 from golf.errors import GolfError
 from golf.report import main, write_report
-from golf.report_stats import ReportError, config_of, parse_baseline, parse_value, welch_p_lower
+from golf.report.jobs import ReportError, config_of, parse_value
+from golf.report.stats import parse_baseline, welch_p_lower
 
 LN2 = math.log(2)
 BYTES_PER_TOKEN = 4.2
@@ -432,8 +433,8 @@ def test_the_no_ttt_row_is_a_reference_line_in_the_plots_and_can_be_named(tmp_pa
     grid = make_ttt_grid(tmp_path / "grid")
     names = {p.name for p in write_report(grid).plot_paths}
     assert {"bpb_vs_ttt_lr.png", "heatmap_ttt_freeze_lr.png", "ttt_chunk_bpb.png"} <= names
-    from golf.report_plots import chunk_curves
-    from golf.report_stats import summarize
+    from golf.report.plots import chunk_curves
+    from golf.report.stats import summarize
 
     summary = summarize(grid)
     assert all(not row["reference"] for row, *_ in chunk_curves(summary))  # its chunks are the TTT jobs' own

@@ -9,8 +9,8 @@ import matplotlib.image
 import pytest
 
 from golf.report import write_report
-from golf.report_plots import chunk_curves
-from golf.report_stats import summarize
+from golf.report.plots import chunk_curves
+from golf.report.stats import summarize
 from test_report import bpb_of, job_config, make_standard_sweep, ok_metrics, write_job
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

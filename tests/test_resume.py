@@ -19,7 +19,9 @@ from golf.cli import compose
 from golf.config import to_golf_config
 from golf.errors import DataError
 from golf.data.prepare import ensure_prepared
-from golf.job import checkpoint_dir, run_job, training_data_sha256
+from golf.job import run_job
+from golf.job.prepare import training_data_sha256
+from golf.job.train import checkpoint_dir
 from golf.trainer import Trainer
 
 from conftest import REPO_ROOT

@@ -48,7 +48,7 @@ def test_the_old_name_stays_in_metrics_json_but_not_in_w_and_b(tmp_path, monkeyp
     """ttt_gain_bpb is kept in metrics.json for one release; W&B's summary carries only ttt_delta_bpb."""
     import json
 
-    import golf.job as job
+    import golf.job.lifecycle as job
     from golf.cli import compose
     from golf.config import to_golf_config
 

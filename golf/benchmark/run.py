@@ -21,15 +21,14 @@ from golf.benchmark.flops import model_flops, peak_matmul_flops
 from golf.benchmark.memory import peak_rss_bytes
 from golf.benchmark.report import table, targets, write_bench_json
 from golf.benchmark.timing import compare_loops
-from golf.config import GolfConfig
-from golf.data.loader import DistributedTokenLoader
+from golf.config import GolfConfig, to_plain_dict
 from golf.data.shards import TokenArray
 from golf.errors import ConfigError
-from golf.hardware import apply_precision_policy, autocast, grad_accum_per_rank, setup_device
-from golf.job import load_data, seed_everything
-from golf.model.gpt import GPT, count_parameters
-from golf.optim.build import build_optimizers
-from golf.trainer import Trainer
+from golf.hardware import autocast, setup_device
+from golf.job.prepare import load_data, seed_everything
+from golf.model.gpt import count_parameters
+from golf.runs import RunDir
+from golf.training_build import build_model, build_training
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -80,6 +79,13 @@ def _capped(files, tokens: int) -> TokenArray:
     return TokenArray.from_files(files, max_tokens=tokens)
 
 
+def bench_job(cfg: GolfConfig, run_dir: Path, overrides: list[str]) -> dict[str, Any]:
+    """golf.bench's job: the run directory (config.yaml, overrides.yaml, ...) and bench.json, no metrics.json."""
+    run = RunDir(run_dir)
+    run.start(to_plain_dict(cfg), overrides)
+    return run_bench(cfg, run.path)
+
+
 def run_bench(cfg: GolfConfig, run_dir: Path, say: Callable[[str], None] = print) -> dict[str, Any]:
     """Measure everything, write run_dir/bench.json, print the table; returns bench.json's content."""
     check_bench(cfg)
@@ -96,15 +102,12 @@ def run_bench(cfg: GolfConfig, run_dir: Path, say: Callable[[str], None] = print
             f.write(line + "\n")
 
     data, _, tables, _ = load_data(cfg, say)
-    torch.manual_seed(cfg.seed)
-    model = apply_precision_policy(GPT(cfg.model, cfg.data.vocab_size).to(device), cfg.hardware)
+    model = build_model(cfg, device)
     flops = model_flops(model, cfg.train.seq_len)
-    accum = grad_accum_per_rank(cfg.train.batch_tokens, cfg.train.seq_len, cfg.train.grad_accum_steps, cfg.hardware)
-    train_cfg = dataclasses.replace(cfg.train, grad_accum_steps=accum, priming_steps=0, val_every=0,
-                                    max_wallclock_s=0.0)
-    trainer = Trainer(model, build_optimizers(model, cfg.optim, device.type),
-                      DistributedTokenLoader(data.train_files, 0, 1), train_cfg, cfg.optim, device, amp, log=log,
-                      show_progress=False, compile_model=cfg.hardware.compile)
+    # golf's loop as a run builds it, without validation, priming, the clock or step hooks: the steps alone
+    timed = dataclasses.replace(cfg.train, priming_steps=0, val_every=0, max_wallclock_s=0.0)
+    trainer = build_training(cfg, model, data.train_files, device, amp, log, train=timed, hooks=False).trainer
+    accum = trainer.cfg.grad_accum_steps
     b = cfg.bench
     say(f"bench: {b.warmup_steps} warm-up steps, then {b.rounds} round(s) of golf's loop and the bare loop, "
         f"{b.train_steps} steps each ...")

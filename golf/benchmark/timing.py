@@ -1,10 +1,10 @@
 """golf's training loop against a bare loop over the same model, optimizers and batches: the framework's overhead.
 
-golf's loop is golf.trainer.Trainer as golf.job builds it (the learning-rate and momentum schedules, the loss read and
-logged every train.log_every steps, the wall-clock check), without validation, checkpoints or step hooks (QAT, EMA,
-SWA: features a run asks for, not overhead). The bare loop is the least a training step needs: next batch, copy,
-forward, backward, every optimizer's step and zero_grad; it reads no loss. Both call the same (compiled, when
-hardware.compile) forward, so the difference is the loop itself.
+golf's loop is golf.trainer.Trainer as a run builds it (golf/training_build.py: the learning-rate and momentum
+schedules, the loss read and logged every train.log_every steps, the wall-clock check), without validation,
+checkpoints or step hooks (QAT, EMA, SWA: features a run asks for, not overhead). The bare loop is the least a
+training step needs: next batch, copy, forward, backward, every optimizer's step and zero_grad; it reads no loss.
+Both call the same (compiled, when hardware.compile) forward, so the difference is the loop itself.
 
 The two loops take turns (bench.rounds), each round on the same batches (the loader is rewound), alternating which
 goes first. Each loop's step time is that of its fastest round: load from other work only ever slows a round down,

@@ -1,88 +1,16 @@
-"""`python -m golf.report DIR [--baseline KEY=VALUE[,KEY=VALUE]] [--metrics val_bpb,ttt_time_s,...]`: a sweep's table
-and plots.
-
-DIR is a multirun's sweep directory (outputs/sweeps/<stamp>_<name>/) whose sub-directories are the jobs' run
-directories. Jobs are grouped into configurations (the overrides minus seed); each row has the job counts, mean and
-sample std over seeds of val_bpb, val_loss and the asked metrics, the deltas of the means against the baseline row,
-the one-sided Welch's t-test p-value of val_loss (H1: lower than the baseline's) and the record flag (docs/rules.md:
-at least 0.005 nats lower with p < 0.01). Statistics: golf/report_stats.py; plots: golf/report_plots.py.
-
-Written into DIR, each atomically: summary.csv, summary.md and the PNG plots that apply. The Hydra multirun-end
-callback and W&B use `write_report`. Argparse, not Hydra: the report reads finished runs and composes no config.
-"""
+"""The sweep report's tables: summary.csv (every column, full precision) and summary.md (the table a person reads,
+with the notes on how to read it, the jobs that are not ok and the plots)."""
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import math
-import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from golf.atomic import atomic_write_text
-from golf.errors import GolfError
-from golf.report_stats import (
-    NO_TTT_LABEL, RECORD_MARGIN_NATS, RECORD_P, ReportError, Summary, format_value, freeze_warnings, parse_baseline,
-    summarize,
-)
-
-CSV_NAME = "summary.csv"
-MD_NAME = "summary.md"
-
-__all__ = ["ReportResult", "write_report", "render_markdown", "render_csv", "main", "ReportError"]
-
-
-@dataclass
-class ReportResult:
-    """What a report wrote: the rows (dicts, one per configuration, sorted by mean val_bpb), the Markdown text and
-    the paths of the files."""
-
-    sweep_dir: Path
-    rows: list[dict[str, Any]]
-    markdown: str
-    csv_path: Path
-    md_path: Path
-    plot_paths: list[Path] = field(default_factory=list)
-    baseline: dict[str, Any] = field(default_factory=dict)  # the baseline row (also one of `rows`)
-    keys: list[str] = field(default_factory=list)  # the varying keys: the configuration columns
-
-    @property
-    def files(self) -> list[Path]:
-        return [self.csv_path, self.md_path, *self.plot_paths]
-
-    @property
-    def records(self) -> list[dict[str, Any]]:
-        return [r for r in self.rows if r["record"]]
-
-
-def write_report(sweep_dir: str | Path, baseline: Optional[dict[str, Any] | str] = None,
-                 metrics: Sequence[str] = ()) -> ReportResult:
-    """Summarize the sweep in `sweep_dir` and write summary.csv, summary.md and the plots that apply into it.
-
-    baseline: {key: value} pairs (or "key=value,key=value") naming the baseline configuration; keys are override keys
-    (or resolved config keys, such as ttt.protocol); default: the first configuration without TTT, else the first job's.
-    metrics: extra metrics.json keys to average besides val_bpb and val_loss.
-    Raises ReportError (a GolfError) for a missing or empty directory, an unmatched baseline or an unknown metric.
-    """
-    from golf.report_plots import make_plots  # matplotlib only when a report is written
-
-    if isinstance(baseline, str):
-        baseline = parse_baseline(baseline)
-    summary = summarize(sweep_dir, baseline, metrics)
-    plots = make_plots(summary, summary.sweep_dir)
-    csv_path = summary.sweep_dir / CSV_NAME
-    md_path = summary.sweep_dir / MD_NAME
-    atomic_write_text(csv_path, render_csv(summary))
-    markdown = render_markdown(summary, plots)
-    atomic_write_text(md_path, markdown)
-    return ReportResult(summary.sweep_dir, summary.rows, markdown, csv_path, md_path, plots, summary.baseline_row,
-                        list(summary.keys))
-
-
-# ------------------------------------------------------------------------------------------------------------ CSV
+from golf.report.jobs import format_value
+from golf.report.stats import NO_TTT_LABEL, RECORD_MARGIN_NATS, RECORD_P, Summary, freeze_warnings
 
 
 def csv_columns(summary: Summary) -> list[str]:
@@ -223,44 +151,3 @@ def _md(text: str) -> str:
 def _one_line(text: str, limit: int = 300) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-# ---------------------------------------------------------------------------------------------------------- entry
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m golf.report",
-        description="Table (summary.csv, summary.md) and plots of a sweep's jobs, written into the sweep directory.")
-    parser.add_argument("sweep_dir", metavar="DIR", help="the multirun's directory, e.g. outputs/sweeps/<stamp>_<name>")
-    parser.add_argument("--baseline", metavar="KEY=VALUE[,KEY=VALUE]",
-                        help="the configuration to compare against (default: the first without TTT, else the first "
-                             "job's)")
-    parser.add_argument("--metrics", metavar="NAME[,NAME]", action="append", default=[],
-                        help="more metrics.json keys to average, e.g. ttt_time_s,artifact_bytes")
-    return parser
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    metrics = [m.strip() for chunk in args.metrics for m in chunk.split(",") if m.strip()]
-    try:
-        result = write_report(Path(args.sweep_dir), args.baseline, metrics)
-    except GolfError as err:
-        _exit_with(err)
-    print(result.markdown)
-    print("wrote: " + ", ".join(str(p) for p in result.files))
-    return 0
-
-
-def _exit_with(err: GolfError) -> None:
-    try:
-        from golf.cli import exit_with  # one paragraph on stderr, exit code 2: the same as every entry point
-    except ImportError:  # pragma: no cover - golf.cli needs hydra and torch; the message must still come out
-        print(f"golf: {err}", file=sys.stderr)
-        sys.exit(GolfError.exit_code)
-    exit_with(err)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

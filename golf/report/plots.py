@@ -26,7 +26,8 @@ from matplotlib.patches import Rectangle
 from matplotlib.ticker import NullFormatter
 
 from golf.atomic import atomic_write_bytes
-from golf.report_stats import Summary, format_value, row_label, value_sort_key
+from golf.report.jobs import format_value, value_sort_key
+from golf.report.stats import Summary, row_label
 
 BPB_LABEL = "val_bpb (bits per byte)"
 KEY_LABELS = {
