@@ -7,6 +7,7 @@ little-endian uint16 tokens, so its size is exactly 1024 + 2N bytes.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -20,15 +21,34 @@ SHARD_VERSION = 1
 HEADER_INTS = 256
 HEADER_BYTES = HEADER_INTS * 4
 SPLITS = ("train", "val")
+SIDECAR = "val_bytes"  # fineweb_val_bytes_<i>.bin: the byte sidecar of fineweb_val_<i>.bin (golf/data/sidecar.py)
+KINDS = (*SPLITS, SIDECAR)
+# The whole name, so that fineweb_val_*.bin, which also matches the sidecars, is never what decides a file's kind
+SHARD_NAME = re.compile(r"fineweb_(train|val|val_bytes)_(\d{6})\.bin")
 TOKEN_DTYPE = np.dtype("<u2")
 HEADER_DTYPE = np.dtype("<i4")
 MAX_TOKEN = 1 << 16  # exclusive: tokens are stored as uint16
 
 
 def shard_name(split: str, index: int) -> str:
-    if split not in SPLITS:
-        raise ValueError(f"split is {split!r}; expected one of {', '.join(SPLITS)}")
+    if split not in KINDS:
+        raise ValueError(f"split is {split!r}; expected one of {', '.join(KINDS)}")
     return f"fineweb_{split}_{index:06d}.bin"
+
+
+def parse_shard_name(name: str) -> Optional[tuple[str, int]]:
+    """(kind, index) of a shard's file name, or None for a name golf does not write."""
+    match = SHARD_NAME.fullmatch(name)
+    return (match.group(1), int(match.group(2))) if match else None
+
+
+def sidecar_path(shard: str | os.PathLike) -> Optional[Path]:
+    """Where the byte sidecar of a validation shard lies (beside it); None for any other file."""
+    shard = Path(shard)
+    parsed = parse_shard_name(shard.name)
+    if parsed is None or parsed[0] != "val":
+        return None
+    return shard.with_name(shard_name(SIDECAR, parsed[1]))
 
 
 def _checked_tokens(tokens: np.ndarray | Sequence[int]) -> np.ndarray:
@@ -92,9 +112,11 @@ def read_shard(path: str | os.PathLike) -> np.ndarray:
 
 
 def list_shards(directory: str | os.PathLike, split: str) -> list[Path]:
+    """The shards of one kind (train, val or val_bytes), sorted; the whole name is matched (see SHARD_NAME)."""
     directory = Path(directory)
     pattern = f"fineweb_{split}_*.bin"
-    files = sorted(directory.glob(pattern)) if directory.is_dir() else []
+    found = directory.glob(pattern) if directory.is_dir() else []
+    files = sorted(f for f in found if (parse_shard_name(f.name) or ("",))[0] == split)
     if not files:
         where = "in" if directory.is_dir() else "in the missing folder"
         raise DataError(f"no shards matching {pattern} {where} {directory}; build them with "
@@ -103,15 +125,25 @@ def list_shards(directory: str | os.PathLike, split: str) -> list[Path]:
 
 
 class TokenArray:
-    """Read-only concatenation of shards; each stays memory-mapped, so the set never has to fit in RAM."""
+    """Read-only concatenation of shards; each stays memory-mapped, so the set never has to fit in RAM.
 
-    def __init__(self, parts: list[np.ndarray]):
+    `byte_counts`, when present, is a TokenArray of the same length: per token, the bytes of original text it stands
+    for (CaseOps data's byte sidecars, golf/data/sidecar.py). Evaluation counts bytes from it instead of the
+    tokenizer's tables (golf/evaluate/windows.py)."""
+
+    def __init__(self, parts: list[np.ndarray], byte_counts: Optional["TokenArray"] = None):
         self._parts = parts
         self._starts = np.cumsum([0] + [len(p) for p in parts])  # _starts[i] = global index of parts[i][0]
+        if byte_counts is not None and len(byte_counts) != len(self):
+            raise ValueError(f"byte counts cover {len(byte_counts)} tokens, the token array has {len(self)}")
+        self.byte_counts = byte_counts
 
     @classmethod
     def from_files(cls, files: Sequence[str | os.PathLike], max_tokens: Optional[int] = None) -> "TokenArray":
-        """Map `files` in order; with max_tokens, keep only the first max_tokens tokens of the whole set."""
+        """Map `files` in order; with max_tokens, keep only the first max_tokens tokens of the whole set. Validation
+        shards with byte sidecars beside them (fineweb_val_bytes_<i>.bin) bring those along as byte_counts, cut the
+        same way; the shard folder's check (golf/data/layout.py) has made sure they are there exactly when the
+        config expects them."""
         parts: list[np.ndarray] = []
         total = 0
         for file in files:
@@ -122,7 +154,23 @@ class TokenArray:
                 tokens = tokens[: max_tokens - total]
             parts.append(tokens)
             total += len(tokens)
-        return cls(parts)
+        used = list(files)[:len(parts)]
+        sidecars = [sidecar_path(f) for f in used]
+        present = [s for s in sidecars if s is not None and s.is_file()]
+        if not present:
+            return cls(parts)
+        if len(present) != len(used):
+            lacking = [str(f) for f, s in zip(used, sidecars) if s is None or not s.is_file()]
+            raise DataError(f"only some validation shards have byte sidecars: {', '.join(lacking[:5])} lack theirs; "
+                            f"the bytes of the whole set must come from one source")
+        counts = []
+        for shard, sidecar, part in zip(used, present, parts):
+            full = read_shard(sidecar)
+            if len(full) != read_shard_header(shard):
+                raise DataError(f"byte sidecar {sidecar} holds {len(full):,} entries but {shard} holds "
+                                f"{read_shard_header(shard):,} tokens: a sidecar has one entry per token")
+            counts.append(full[:len(part)])
+        return cls(parts, byte_counts=cls(counts))
 
     def __len__(self) -> int:
         return int(self._starts[-1])
