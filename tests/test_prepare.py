@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 import shutil
-import sys
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -20,7 +18,6 @@ from golf.data.shards import TokenArray, read_shard, shard_name, write_shard
 from golf.data.tokenizer import BOS_ID, byte_tables, encode_documents, load_tokenizer, train_tokenizer
 from golf.errors import ConfigError, DataError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 VOCAB = 320  # a small corpus: 4 specials + 256 byte pieces + its characters + some merges
 SHARD_TOKENS = 25_000  # several train shards, so documents straddle shard boundaries
 
@@ -102,6 +99,9 @@ def test_prepare_writes_the_challenge_layout(prepared, corpus):
     assert manifest["train"]["documents"] == len(train_docs) and manifest["val"]["documents"] == len(val_docs)
     assert manifest["val"]["bytes"] == sum(len(d.text.encode("utf-8")) for d in val_docs)
     assert manifest["train"]["tokens"] == data.train_tokens
+    # no CaseOps: no sidecars, and the inputs of builds made before data.transform existed still match
+    assert "transform" not in manifest["inputs"] and "byte_sidecars" not in manifest["val"]
+    assert data.val_byte_files == [] and TokenArray.from_files(data.val_files).byte_counts is None
 
 
 def test_tokenizer_is_trained_on_train_documents_only(prepared, corpus, tmp_path):
@@ -217,38 +217,3 @@ def test_fineweb_source_checks_what_is_there(prepared, tmp_path):
     tokenizer.unlink()
     with pytest.raises(DataError, match="tokenizer"):
         locate(replace(fineweb, path=str(shards_dir), shards_dir=str(shards_dir), tokenizer=str(tokenizer)))
-
-
-def load_download_script():
-    spec = importlib.util.spec_from_file_location("download_fineweb", REPO_ROOT / "scripts" / "download_fineweb.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_download_script_file_list_and_verification(prepared, tmp_path, capsys, monkeypatch):
-    script = load_download_script()
-    assert script.remote_files(2) == [
-        "datasets/fineweb10B_sp1024/fineweb_val_000000.bin",
-        "datasets/fineweb10B_sp1024/fineweb_train_000000.bin",
-        "datasets/fineweb10B_sp1024/fineweb_train_000001.bin",
-        "tokenizers/fineweb_1024_bpe.model",
-    ]
-    assert len(script.remote_files(80)) == 82
-
-    out = tmp_path / "fineweb"
-    shards_dir = fineweb_layout(out, prepared[1].tokenizer_path)
-    result = script.verify(out)
-    assert (result.train_shards, result.train_tokens, result.val_shards, result.val_tokens) == (2, 200, 1, 50)
-    assert result.tokenizer_pieces == VOCAB and not result.val_matches_fingerprint
-    assert script.main(["--verify-only", "--out", str(out)]) == 1
-    assert "expected 62,021,632" in capsys.readouterr().err
-
-    monkeypatch.setattr(script, "VAL_TOKENS", 50)  # as if this were the real validation set
-    assert script.main(["--verify-only", "--out", str(out)]) == 0
-    assert f"data=fineweb_sp1024 data.path={out}/datasets/fineweb10B_sp1024" in capsys.readouterr().out
-
-    (shards_dir / shard_name("train", 1)).write_bytes((shards_dir / shard_name("train", 1)).read_bytes()[:-2])
-    with pytest.raises(DataError, match="truncated"):
-        script.verify(out)

@@ -21,17 +21,33 @@ class DataConfig:
     shard_tokens: int = 100_000_000
     # text_dir only: a line equal to this splits a file into several documents; null = one document per file
     separator: Optional[str] = None
+    # none, or caseops: the records' lossless case transform (golf/data/caseops.py). Generated sources are transformed
+    # and tokenized with its operators as user-defined symbols, and the validation shards get byte sidecars
+    # (fineweb_val_bytes_*.bin: the original text's bytes per token, what bits per byte divide by); a fineweb folder
+    # must hold those sidecars. With none, a folder holding sidecars is refused.
+    transform: str = "none"
 
 
 DATA_SOURCES = ("shakespeare", "text_dir", "fineweb")
 GENERATED_SOURCES = ("shakespeare", "text_dir")
+TRANSFORMS = ("none", "caseops")
+CASEOPS_OPERATORS = 4  # TITLE, ALLCAPS, CAPNEXT, ESC: one user-defined piece each
+
+
+def has_byte_sidecars(data: DataConfig) -> bool:
+    """Whether the validation shards come with byte sidecars, which then give every byte bits per byte count."""
+    return data.transform == "caseops"
 
 
 def data_problems(data: DataConfig) -> list[tuple[str, Any, str]]:
     problems = Problems("data.")
     problems.choice("source", data.source, DATA_SOURCES)
+    problems.choice("transform", data.transform, TRANSFORMS)
     problems.need(260 <= data.vocab_size <= 65536, "vocab_size", data.vocab_size,
                   "an integer in [260, 65536] (256 byte-fallback pieces and 4 specials; tokens are stored as uint16)")
+    low = 260 + CASEOPS_OPERATORS
+    problems.need(data.transform != "caseops" or data.vocab_size >= low, "vocab_size", data.vocab_size,
+                  f"an integer >= {low} with data.transform=caseops (its {CASEOPS_OPERATORS} operators are pieces too)")
     problems.fraction("val_fraction", data.val_fraction, 0.0, 0.5)
     problems.at_least("shard_tokens", data.shard_tokens, 1)
     for key in ("path", "shards_dir", "tokenizer"):

@@ -11,6 +11,10 @@ being hashed ("racy", as git calls it) is not recorded and is hashed again next 
 
 The same pass records each shard's largest token id, so every shard training will read is checked against the
 vocabulary before training (golf/data/checks.py) at no extra cost.
+
+The byte sidecars of CaseOps validation shards (fineweb_val_bytes_*.bin, found beside the validation shards as
+evaluation finds them) are covered too: scoring divides by their bytes, so other sidecars mean another score. Data
+without sidecars hashes exactly as before.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from golf.atomic import atomic_write_json
-from golf.data.shards import HEADER_BYTES, TOKEN_DTYPE
+from golf.data.shards import HEADER_BYTES, TOKEN_DTYPE, sidecar_path
 from golf.errors import OutputError
 
 READ_BYTES = 1 << 24  # 16 MiB a read: even, so a read of a shard's tokens never splits a uint16
@@ -50,6 +54,7 @@ class DataFingerprint:
     val: tuple[FileHash, ...]
     hashed_bytes: int  # read in this run (0 when every file's record still held)
     seconds: float
+    val_bytes: tuple[FileHash, ...] = ()  # the validation shards' byte sidecars (CaseOps data), else none
 
     def max_token(self, split: str) -> int:
         return max((f.max_token for f in getattr(self, split)), default=-1)
@@ -140,13 +145,16 @@ def fingerprint(tokenizer: Path, train: Sequence[Path], val: Sequence[Path], rec
 
     tok = file_hash(Path(tokenizer), shard=False)
     splits = {name: tuple(file_hash(f, shard=True) for f in files) for name, files in (("train", train), ("val", val))}
+    sidecars = [s for s in (sidecar_path(f) for f in val) if s is not None and s.is_file()]
+    splits["val_bytes"] = tuple(file_hash(f, shard=False) for f in sidecars)  # byte counts, not token ids
     for record in records.values():
         record.save(log)
     whole = hashlib.sha256()
-    for role, hashed in [("tokenizer", tok)] + [(s, h) for s in ("train", "val") for h in splits[s]]:
+    for role, hashed in [("tokenizer", tok)] + [(s, h) for s in ("train", "val", "val_bytes") for h in splits[s]]:
         whole.update(f"{role}\0{hashed.name}\0{hashed.size}\0{hashed.sha256}\n".encode())
     seconds = time.perf_counter() - started
     if hashed_bytes:
         log(f"data fingerprint: hashed {hashed_bytes:,} bytes in {seconds:.1f}s (recorded in {record_dir}; later "
             "runs re-hash only files that changed)")
-    return DataFingerprint(whole.hexdigest(), tok, splits["train"], splits["val"], hashed_bytes, seconds)
+    return DataFingerprint(whole.hexdigest(), tok, splits["train"], splits["val"], hashed_bytes, seconds,
+                           splits["val_bytes"])

