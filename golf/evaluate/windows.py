@@ -107,6 +107,17 @@ class WindowScores:
         return self.first_target + self.count
 
 
+def target_bytes(counter: ByteCounter, val: TokenArray, batch: Sequence[Window], x: torch.Tensor, y: torch.Tensor,
+                 device: torch.device) -> torch.Tensor:
+    """Bytes of every target of the batch (rows of y): the validation set's byte sidecar when it has one (CaseOps:
+    the original text's bytes of target j are entry j), else the tokenizer's tables."""
+    sidecar = getattr(val, "byte_counts", None)
+    if sidecar is None:
+        return counter(x, y)
+    rows = np.stack([sidecar.read(w.start + 1, w.start + w.length + 1) for w in batch])
+    return host_to_device(torch.from_numpy(rows), device)
+
+
 def scored_index(batch: Sequence[Window]) -> np.ndarray:
     """Flat positions (row * length + offset) of the scored targets of a batch of equal-length windows, in order."""
     length = batch[0].length
@@ -145,7 +156,7 @@ def score_windows(
             with autocast():
                 nll = model(x, y, reduction="none")
             nll = nll.reshape(-1).index_select(0, index).double()
-            nbytes = counter(x, y).reshape(-1).index_select(0, index).double()
+            nbytes = target_bytes(counter, val, batch, x, y, device).reshape(-1).index_select(0, index).double()
             sums += torch.stack((nll.sum(), nbytes.sum()))
             count += int(index.numel())
             if keep:
