@@ -10,6 +10,7 @@ Decorators are dropped (the records wrap Newton-Schulz in torch.compile). Nothin
 from __future__ import annotations
 
 import ast
+import functools
 import math
 import os
 import re
@@ -25,10 +26,11 @@ from torch import Tensor, nn
 from reference_scripts import _import_environment, decode_source, script_path
 
 
+@functools.lru_cache(maxsize=8)
 def script_tree(path: Path) -> ast.Module:
     """The script's statements. A script this Python cannot parse whole (the 04-09 record uses Python 3.12's nested
     f-string quotes) is cut into its top-level statements, and those that parse are kept."""
-    path = script_path(Path(path))
+    path = script_path(path)
     text = path.read_text(encoding="utf-8")
     try:
         source = decode_source(text, str(path))
@@ -85,7 +87,7 @@ def load_parts(path: Path, names: Iterable[str], env: Mapping[str, object] | Non
     """The script's top-level definitions named in `names` (in the script's order), run with the environment
     variables `env` visible (a Hyperparameters class body reads them)."""
     wanted = set(names)
-    nodes = [node for node in script_tree(path).body if _defines(node, wanted)]
+    nodes = [node for node in script_tree(Path(path)).body if _defines(node, wanted)]
     namespace = _namespace(extra)
     with _import_environment(env or {}):
         _run(nodes, Path(path), namespace)
@@ -98,7 +100,8 @@ def load_nested(path: Path, outer: str, names: Iterable[str], closure: Mapping[s
     """Functions defined inside the script's top-level function `outer` (e.g. lr_mul inside train_model), with
     the variables they close over given in `closure` (e.g. h, max_wallclock_ms)."""
     wanted = set(names)
-    found = [node for node in script_tree(path).body if isinstance(node, ast.FunctionDef) and node.name == outer]
+    found = [node for node in script_tree(Path(path)).body
+             if isinstance(node, ast.FunctionDef) and node.name == outer]
     assert found, f"{path}: no top-level function {outer}"
     nodes = [node for node in ast.walk(found[0]) if isinstance(node, ast.FunctionDef) and node.name in wanted]
     namespace = _namespace(closure)
