@@ -12,7 +12,8 @@ from golf.model.gpt import expected_parameter_count
 from conftest import all_options
 
 # options whose group needs a path given on the command line
-NEEDS_PATH = {("data", "text_dir"), ("data", "fineweb_sp1024"), ("experiment", "baseline")}
+NEEDS_PATH = {("data", "text_dir"), ("data", "fineweb_sp1024"), ("data", "fineweb_sp4096"), ("data", "fineweb_sp8192"),
+              ("data", "fineweb_sp8192_caseops"), ("experiment", "baseline")}
 
 
 def compose_golf(overrides: list[str]) -> GolfConfig:
