@@ -8,7 +8,8 @@ from golf.cli import USER_ERRORS, compose, exit_with
 from golf.config import to_golf_config
 from golf.data.prepare import prepare
 
-USAGE = "usage: python -m golf.data prepare [--force] [data=shakespeare|text_dir|fineweb_sp1024] [data.key=value ...]"
+USAGE = ("usage: python -m golf.data prepare [--force] [data=shakespeare|text_dir|caseops|fineweb_sp1024|...] "
+         "[data.key=value ...]")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -23,8 +24,10 @@ def main(argv: list[str] | None = None) -> None:
         data = prepare(cfg.data, force=force)
     except USER_ERRORS as err:
         exit_with(err)
+    sidecars = f", {len(data.val_byte_files)} byte sidecar(s)" if data.val_byte_files else ""
     print(f"ready: {data.shards_dir} ({len(data.train_files)} train shard(s), {data.train_tokens:,} train tokens, "
-          f"{len(data.val_files)} val shard(s), {data.val_tokens:,} val tokens; tokenizer {data.tokenizer_path})")
+          f"{len(data.val_files)} val shard(s), {data.val_tokens:,} val tokens{sidecars}; tokenizer "
+          f"{data.tokenizer_path})")
 
 
 if __name__ == "__main__":
