@@ -171,6 +171,10 @@ class Muon(torch.optim.Optimizer):
         state = self.state[p]
         if "momentum_buffer" not in state:
             state["momentum_buffer"] = torch.zeros_like(p.grad, dtype=dtype)
+        elif state["momentum_buffer"].dtype != dtype:
+            # torch's load_state_dict (a resumed checkpoint) widens state to the parameter's dtype; the banked
+            # arithmetic's bf16 buffer narrows back exactly
+            state["momentum_buffer"] = state["momentum_buffer"].to(dtype)
         return state["momentum_buffer"]
 
     @torch.no_grad()
