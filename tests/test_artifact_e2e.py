@@ -18,7 +18,7 @@ from golf.evaluate.ttt.method import names as ttt_method_names
 from golf.job import ARTIFACT_NAME, run_job
 from golf.quant.code_size import ARTIFACT_CODE_FILES, code_bytes, code_files
 
-from conftest import golf_command
+from testkit import golf_command
 
 pytestmark = pytest.mark.slow
 

@@ -16,7 +16,7 @@ from golf.model.gpt import GPT, ModelConfig
 from golf.quant.artifact import export_artifact, write_artifact
 from golf.quant.config import QuantConfig
 
-from conftest import golf_command
+from testkit import golf_command
 
 pytestmark = pytest.mark.slow
 

@@ -28,7 +28,7 @@ from golf.quant.artifact import export_artifact, write_artifact
 from golf.quant.config import QuantConfig
 from golf.runs import RunDir
 
-from conftest import golf_command
+from testkit import golf_command
 
 VOCAB = 384
 

@@ -18,7 +18,7 @@ from golf import CONF_DIR
 from golf.cli import USER_ERRORS, compose, exit_with
 from golf.config import GolfConfig, to_golf_config
 
-from conftest import golf_command
+from testkit import golf_command
 
 PROPERTY = settings(max_examples=35, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 

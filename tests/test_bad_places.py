@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from conftest import golf_command
+from testkit import golf_command
 
 
 def refused(result) -> str:

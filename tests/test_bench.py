@@ -13,7 +13,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from conftest import golf_command, one_torch_thread
+from testkit import golf_command, one_torch_thread
 from golf.benchmark.config import BenchConfig, bench_problems
 from golf.benchmark.flops import model_flops, peak_matmul_flops
 from golf.benchmark.memory import MemoryWatch

@@ -22,7 +22,7 @@ from golf.data.shards import shard_name, write_shard
 from golf.errors import OutputError
 from golf.job import run_job
 
-from conftest import write_text_corpus
+from testkit import write_text_corpus
 
 
 def shards(folder: Path, n_train: int = 1) -> tuple[Path, list[Path], list[Path]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import golf_command
+from testkit import golf_command
 
 
 @pytest.mark.parametrize(

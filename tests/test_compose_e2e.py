@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from conftest import golf_command
+from testkit import golf_command
 
 pytestmark = pytest.mark.slow
 

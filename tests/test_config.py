@@ -9,7 +9,7 @@ from golf.cli import USER_ERRORS, compose, describe
 from golf.config import GolfConfig, to_golf_config
 from golf.model.gpt import expected_parameter_count
 
-from conftest import all_options
+from testkit import all_options
 
 # options whose group needs a path given on the command line
 NEEDS_PATH = {("data", "text_dir"), ("data", "fineweb_sp1024"), ("data", "fineweb_sp4096"), ("data", "fineweb_sp8192"),

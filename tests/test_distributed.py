@@ -21,7 +21,7 @@ from golf.dist import torchrun_command
 from golf.errors import ConfigError
 from golf.hardware import HardwareConfig, grad_accum_per_rank
 
-from conftest import golf_command
+from testkit import golf_command
 
 TINY = ["model=tiny", "data=text_dir", "data.vocab_size=384", "train.batch_tokens=4096", "train.seq_len=128",
         "eval.batch_seqs=16", "eval.max_tokens=3000", "logger=none", "eval.compressor_baselines=false",

@@ -19,7 +19,7 @@ from golf.quant.gptq_lite import gptq_lite_rows
 from golf.quant.quantize import plan_encoding, quantize_rows
 from golf.quant.sdclip import round_to_scales, sdclip_clip, stored_scales
 
-from conftest import one_torch_thread
+from testkit import one_torch_thread
 
 one_thread = pytest.fixture(autouse=True)(one_torch_thread)
 

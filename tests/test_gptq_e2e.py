@@ -23,7 +23,7 @@ from golf.quant.artifact import decode_artifact, export_artifact, write_artifact
 from golf.quant.calibration import collect_hessians, hessian_targets
 from golf.quant.encoders import ExportContext
 
-from conftest import one_torch_thread
+from testkit import one_torch_thread
 
 pytestmark = pytest.mark.slow
 one_thread = pytest.fixture(autouse=True)(one_torch_thread)

@@ -15,7 +15,7 @@ import yaml
 from omegaconf import OmegaConf
 
 import golf.logs as logs
-from conftest import golf_command
+from testkit import golf_command
 from golf.hydra_record import HYDRA_FILES, write_hydra_record
 from golf.runs import RunDir
 

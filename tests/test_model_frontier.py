@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import one_torch_thread
+from testkit import one_torch_thread
 from golf.data.tokenizer import BOS_ID
 from golf.model.attention import Documents, _attend_varlen, attend
 from golf.model.config import model_problems

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import one_torch_thread
+from testkit import one_torch_thread
 import torch.nn.functional as F
 
 from golf.data.tokenizer import BOS_ID

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from conftest import golf_command
+from testkit import golf_command
 from golf import CONF_DIR, REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")

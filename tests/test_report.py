@@ -14,7 +14,7 @@ import pytest
 import yaml
 from scipy import stats
 
-from conftest import golf_command
+from testkit import golf_command
 from golf.errors import GolfError
 from golf.report import main, write_report
 from golf.report.jobs import ReportError, config_of, parse_value

@@ -24,7 +24,7 @@ from golf.job.prepare import training_data_sha256
 from golf.job.train import checkpoint_dir
 from golf.trainer import Trainer
 
-from conftest import REPO_ROOT
+from testkit import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 

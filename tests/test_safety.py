@@ -26,7 +26,7 @@ from golf.quant.artifact import MAGIC, ArtifactError, artifact_sha256, load_arti
 from golf.runs import LoggerConfig, RunDir, redact, secrets_in_environment
 from golf.wandb_run import WandbRun
 
-from conftest import golf_command
+from testkit import golf_command
 
 
 def bomb(marker: Path) -> bytes:

@@ -9,7 +9,7 @@ import json
 import pytest
 import yaml
 
-from conftest import golf_command
+from testkit import golf_command
 
 pytestmark = pytest.mark.slow
 

@@ -12,7 +12,7 @@ from golf.cli import compose
 from golf.config import to_golf_config
 from golf.job import run_job
 
-from conftest import golf_command
+from testkit import golf_command
 
 pytestmark = pytest.mark.slow
 
