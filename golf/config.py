@@ -116,18 +116,6 @@ def _refuse_any(problems: list[tuple[str, Any, str]]) -> None:
         _require(False, key, value, allowed)
 
 
-def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
-    _require(value in choices, key, value, "one of " + ", ".join(choices))
-
-
-def _at_least(key: str, value: float, low: float) -> None:
-    _require(math.isfinite(value) and value >= low, key, value, f"a number >= {low}")
-
-
-def _fraction(key: str, value: float, low_open: float, high: float) -> None:
-    _require(math.isfinite(value) and low_open < value <= high, key, value, f"a number in ({low_open}, {high}]")
-
-
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 NAME_ALLOWED = "letters, digits, '.', '_' and '-', starting with a letter or digit"
 
