@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 
 from golf.job import run_job
-from golf.job.artifact import artifact_file
+from golf.job.artifact import check_artifact_given
 from golf.job.audit_job import audit_artifact
 from golf.launch import Entry, main as launch_main
 
@@ -22,7 +22,7 @@ ENTRY = Entry(
     config_name="audit",
     job=functools.partial(run_job, body=audit_artifact, job_type="audit"),
     result=lambda metrics: metrics.get("compliant"),
-    check=lambda cfg: artifact_file(cfg.artifact),
+    check=check_artifact_given,
     scores_an_artifact=True,
     several_processes=False,
     passed=lambda metrics: bool(metrics.get("compliant")),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 
 from golf.job import run_job
-from golf.job.artifact import artifact_file
+from golf.job.artifact import check_artifact_given
 from golf.job.eval_job import score_artifact
 from golf.launch import Entry, main as launch_main
 
@@ -19,7 +19,7 @@ ENTRY = Entry(
     config_name="eval",
     job=functools.partial(run_job, body=score_artifact, job_type="eval"),
     result=lambda metrics: metrics.get("val_bpb"),
-    check=lambda cfg: artifact_file(cfg.artifact),
+    check=check_artifact_given,
     scores_an_artifact=True,
 )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from golf.config import GolfConfig
 from golf.errors import ConfigError
 
 ARTIFACT_NAME = "artifact.golf"
@@ -29,3 +30,8 @@ def artifact_file(value: Optional[str]) -> Path:
         raise ConfigError("artifact", f"{value} does not exist; give an artifact file ({ARTIFACT_NAME}) or the run "
                           "directory that holds one")
     return path
+
+
+def check_artifact_given(cfg: GolfConfig) -> None:
+    """golf.eval's and golf.audit's own check, before any work: `artifact=` names an artifact."""
+    artifact_file(cfg.artifact)
