@@ -13,7 +13,8 @@ from testkit import all_options
 
 # options whose group needs a path given on the command line
 NEEDS_PATH = {("data", "text_dir"), ("data", "fineweb_sp1024"), ("data", "fineweb_sp4096"), ("data", "fineweb_sp8192"),
-              ("data", "fineweb_sp8192_caseops"), ("experiment", "baseline")}
+              ("data", "fineweb_sp8192_caseops"), ("experiment", "baseline"),
+              ("experiment", "record_0323"), ("experiment", "record_0409"), ("experiment", "record_0427")}
 
 
 def compose_golf(overrides: list[str]) -> GolfConfig:
