@@ -21,7 +21,7 @@ from omegaconf.errors import OmegaConfBaseException
 from golf import CONF_DIR
 from golf.config import NAME_ALLOWED, SAFE_NAME, register_schema
 from golf.errors import ConfigError, GolfError, is_write_error, output_error
-from golf.runs import is_secret_name, redact, secret_in, secrets_in_environment
+from golf.secrets import is_secret_name, redact, secret_in, secrets_in_environment
 
 USER_ERRORS = (GolfError, OmegaConfBaseException, HydraException)
 # overrides whose value becomes a directory name under paths.root (name defaults to ${model.name})

@@ -29,7 +29,8 @@ from golf.model.config import ModelConfig, model_problems
 from golf.optim.config import OptimConfig, optim_problems
 from golf.quant.config import QuantConfig, quant_problems
 from golf.report.config import ReportConfig
-from golf.runs import LoggerConfig, logger_problems, secret_in
+from golf.logger_config import LoggerConfig, logger_problems
+from golf.secrets import secret_in
 from golf.trainer_config import TrainConfig, train_problems
 
 

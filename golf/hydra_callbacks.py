@@ -12,7 +12,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from golf.runs import LoggerConfig
+from golf.logger_config import LoggerConfig
 from golf.wandb_names import write_swept_keys
 from golf.wandb_run import WandbRun, wandb_enabled
 

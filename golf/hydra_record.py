@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from golf.atomic import atomic_write_text
 from golf.restart import FINISHED
-from golf.runs import redact
+from golf.secrets import redact
 
 HYDRA_DIR = ".hydra"
 HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")

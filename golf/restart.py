@@ -12,7 +12,7 @@ from typing import Any, Optional
 import yaml
 
 from golf.errors import ConfigError
-from golf.runs import redact
+from golf.secrets import redact
 
 FINISHED = ("ok", "over_budget", "diverged")
 

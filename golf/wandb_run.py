@@ -17,7 +17,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from golf.runs import LoggerConfig, redact
+from golf.logger_config import LoggerConfig
+from golf.secrets import redact
 
 # Online init with no network would otherwise wait W&B's default 90 s before giving up.
 INIT_TIMEOUT_S = 30

@@ -23,7 +23,9 @@ import yaml
 
 from golf import REPO_ROOT
 from golf.quant.artifact import MAGIC, ArtifactError, artifact_sha256, load_artifact
-from golf.runs import LoggerConfig, RunDir, redact, secrets_in_environment
+from golf.logger_config import LoggerConfig
+from golf.runs import RunDir
+from golf.secrets import redact, secrets_in_environment
 from golf.wandb_run import WandbRun
 
 from testkit import golf_command

@@ -9,7 +9,7 @@ import types
 
 import pytest
 
-from golf.runs import LoggerConfig
+from golf.logger_config import LoggerConfig
 from golf.wandb_run import FINAL_STEP, INIT_TIMEOUT_S, TTT_STEP, WandbRun
 
 

@@ -27,6 +27,7 @@ ARTIFACT_CODE_FILES = (
     "golf/model/config.py",
     "golf/model/gpt.py",
     "golf/model/names.py",
+    "golf/model/parallel.py",
     "golf/model/attention.py",  # the record stack's options, imported by gpt.py
     "golf/model/embeddings.py",
     "golf/model/mlp.py",
