@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from testkit import one_torch_thread
+from testkit import one_torch_thread, randomized_model, two_document_stream
 from golf.data.tokenizer import BOS_ID
 from golf.model.attention import Documents, _attend_varlen, attend
 from golf.model.config import model_problems
@@ -57,19 +57,11 @@ def cfg_of(**overrides) -> ModelConfig:
 
 
 def randomized(cfg: ModelConfig, seed: int = 0) -> GPT:
-    torch.manual_seed(seed)
-    model = GPT(cfg, V)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.2 * torch.randn_like(p))
-    return model.eval()
+    return randomized_model(cfg, V, seed)
 
 
 def stream(batch: int = 2, length: int = 24, seed: int = 1) -> torch.Tensor:
-    ids = torch.randint(4, V, (batch, length), generator=torch.Generator().manual_seed(seed))
-    ids[:, 0] = BOS_ID
-    ids[:, 9] = BOS_ID  # a second document inside the window
-    return ids
+    return two_document_stream(V, batch, length, seed)
 
 
 # --- counts, causality, forward ---------------------------------------------------------------------------------

@@ -53,3 +53,25 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(saved)
+
+
+def randomized_model(cfg, vocab: int, seed: int = 0):
+    """A GPT with every parameter perturbed: zero-initialized projections would hide what a model option does."""
+    from golf.model.gpt import GPT
+
+    torch.manual_seed(seed)
+    model = GPT(cfg, vocab)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    return model.eval()
+
+
+def two_document_stream(vocab: int, batch: int = 2, length: int = 24, seed: int = 1) -> torch.Tensor:
+    """Token ids with a BOS at position 0 and a second document starting at position 9."""
+    from golf.data.tokenizer import BOS_ID
+
+    ids = torch.randint(4, vocab, (batch, length), generator=torch.Generator().manual_seed(seed))
+    ids[:, 0] = BOS_ID
+    ids[:, 9] = BOS_ID
+    return ids
