@@ -50,3 +50,19 @@ def build(m: types.SimpleNamespace) -> torch.nn.Module:
         if hasattr(module, "fused_ce_enabled"):
             module.fused_ce_enabled = False
     return model
+
+
+def unbank(name: str, t: Tensor, num_layers: int, out: dict[str, Tensor]) -> bool:
+    """T1's and T3's banked weights under golf's names, into `out`: qo_bank[i] is layer i's Q and qo_bank[n + i] its
+    output projection, kv_bank[i] its K and kv_bank[n + i] its V, the MLP banks by layer. False for any other name."""
+    n = num_layers
+    if name in ("qo_bank", "kv_bank"):
+        first, second = ("c_q", "proj") if name == "qo_bank" else ("c_k", "c_v")
+        for i in range(n):
+            out[f"blocks.{i}.attn.{first}.weight"], out[f"blocks.{i}.attn.{second}.weight"] = t[i], t[n + i]
+        return True
+    if name in ("mlp_up_bank", "mlp_down_bank"):
+        for i in range(n):
+            out[f"blocks.{i}.mlp.{'fc' if name == 'mlp_up_bank' else 'proj'}.weight"] = t[i]
+        return True
+    return False

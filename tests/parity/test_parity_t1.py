@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from golf.model.gpt import GPT
+from record_models import unbank
 from reference_scripts import load_script
 from script_models import (VOCAB, batch, golf_model_config, logged_parameter_count, meta_parameter_count,
                            randomize_, same_weights, script_logits)
@@ -57,14 +58,9 @@ def t1_to_golf(state: dict[str, Tensor], num_layers: int) -> dict[str, Tensor]:
     are (same_weights then lists them)."""
     n, out = num_layers, {}
     for name, t in state.items():
-        if name in ("qo_bank", "kv_bank"):
-            first, second = ("c_q", "proj") if name == "qo_bank" else ("c_k", "c_v")
-            for i in range(n):
-                out[f"blocks.{i}.attn.{first}.weight"], out[f"blocks.{i}.attn.{second}.weight"] = t[i], t[n + i]
-        elif name in ("mlp_up_bank", "mlp_down_bank"):
-            for i in range(n):
-                out[f"blocks.{i}.mlp.{'fc' if name == 'mlp_up_bank' else 'proj'}.weight"] = t[i]
-        elif name.startswith("ve_layer_scales."):
+        if unbank(name, t, n, out):
+            continue
+        if name.startswith("ve_layer_scales."):
             out.setdefault("value_embed.ve_scales", torch.empty(0))
             out["value_embed.ve_scales"] = torch.cat((out["value_embed.ve_scales"], t.reshape(1)))
         else:

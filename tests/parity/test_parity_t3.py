@@ -12,7 +12,7 @@ from torch import Tensor
 
 from golf.data.tokenizer import BOS_ID
 from golf.model.gpt import GPT, expected_parameter_count
-from record_models import build, record_model
+from record_models import build, record_model, unbank
 from script_models import VOCAB, batch, golf_model_config, logged_parameter_count, meta_parameter_count, randomize_, \
     relative_difference, same_weights
 
@@ -37,14 +37,9 @@ def t3_to_golf(state: dict[str, Tensor], num_layers: int) -> dict[str, Tensor]:
     renamed = {"parallel_post_lambdas": "lanes.lane_post", "parallel_resid_lambdas": "lanes.lane_resid",
                "smear_lambda": "smear_gate.scale"}
     for name, t in state.items():
-        if name in ("qo_bank", "kv_bank"):
-            first, second = ("c_q", "proj") if name == "qo_bank" else ("c_k", "c_v")
-            for i in range(n):
-                out[f"blocks.{i}.attn.{first}.weight"], out[f"blocks.{i}.attn.{second}.weight"] = t[i], t[n + i]
-        elif name in ("mlp_up_bank", "mlp_down_bank"):
-            for i in range(n):
-                out[f"blocks.{i}.mlp.{'fc' if name == 'mlp_up_bank' else 'proj'}.weight"] = t[i]
-        elif name.endswith(".attn.attn_gate_w"):
+        if unbank(name, t, n, out):
+            continue
+        if name.endswith(".attn.attn_gate_w"):
             out[name.replace("attn_gate_w", "attn_gate.weight")] = t
         else:
             out[renamed.get(name, name)] = t
