@@ -20,7 +20,7 @@ def score_artifact(cfg: GolfConfig, run: RunDir, tracker: WandbRun) -> dict[str,
     path = artifact_file(cfg.artifact)
     scores = score(job, path)
     size = size_accounting(path.stat().st_size, cfg.ttt)
-    tracker.log({"final/val_bpb": scores["val_bpb"]})
+    tracker.log_final({**scores, **size}, train_steps=0)  # as golf.train logs its scores; no training here
     return {
         "status": "over_budget" if size["artifact_bytes"] > ARTIFACT_LIMIT_BYTES else "ok",
         "seed": cfg.seed,
