@@ -42,5 +42,5 @@ def test_record11l_with_every_option_runs_end_to_end(text_corpus, tmp_path):
     logged = [r for r in records if "train_loss" in r]
     assert all(f"lora_gamma/{k}" in r for r in logged for k in metrics["lora_gammas"])
     log = (tmp_path / "run" / "train.log").read_text()
-    assert "layer loop off until 50% of training" in log and "layer loop on from step 3" in log
+    assert "layer loop off until 1 repeat(s) at 50%" in log and "layer loop: 1 repeat(s) on from step 3" in log
     assert "QAT on from step" in log
