@@ -163,7 +163,7 @@ def test_run_directory_and_wandb_config_hold_no_secret(tmp_path, monkeypatch):
         "<redacted $WANDB_API_KEY>"
 
     calls = []
-    module = types.SimpleNamespace(init=lambda **kwargs: calls.append(kwargs) or types.SimpleNamespace(),
+    module = types.SimpleNamespace(init=lambda **kwargs: calls.append(kwargs) or types.SimpleNamespace(define_metric=lambda *a, **k: None),
                                    Settings=lambda **kwargs: kwargs)
     monkeypatch.setitem(sys.modules, "wandb", module)
     monkeypatch.delenv("WANDB_MODE", raising=False)
