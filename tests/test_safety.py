@@ -163,7 +163,8 @@ def test_run_directory_and_wandb_config_hold_no_secret(tmp_path, monkeypatch):
         "<redacted $WANDB_API_KEY>"
 
     calls = []
-    module = types.SimpleNamespace(init=lambda **kwargs: calls.append(kwargs) or types.SimpleNamespace(define_metric=lambda *a, **k: None),
+    fake_run = types.SimpleNamespace(define_metric=lambda *args, **kwargs: None)
+    module = types.SimpleNamespace(init=lambda **kwargs: calls.append(kwargs) or fake_run,
                                    Settings=lambda **kwargs: kwargs)
     monkeypatch.setitem(sys.modules, "wandb", module)
     monkeypatch.delenv("WANDB_MODE", raising=False)
