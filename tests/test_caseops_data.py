@@ -226,3 +226,21 @@ def test_on_the_embedded_corpus_the_sidecar_totals_the_original_text(tmp_path):
     assert np.isin(tokens, [4, 5, 6, 7]).sum() > 1000 and (tokens == BOS_ID).sum() == len(docs)
     tables = byte_tables(load_tokenizer(data.tokenizer_path), 1024)
     assert tables.needs_sidecar
+
+
+@pytest.mark.slow
+def test_the_audit_runs_on_caseops_data_with_the_sidecar(corpus, tmp_path):
+    """The audit reruns the evaluation on its own slice: that slice keeps the sidecar's byte counts (a CaseOps
+    tokenizer's byte table refuses to count, so without them the audit stopped with a DataError)."""
+    from testkit import golf_command
+
+    result = golf_command("golf.train", "data=caseops", "data.source=text_dir", f"data.path={corpus}",
+                          f"data.vocab_size={VOCAB}", "model=tiny", "train.iterations=2", "train.batch_tokens=2048",
+                          "train.seq_len=128", "eval.max_tokens=8193", "eval.compressor_baselines=false",
+                          "ttt=score_first", "ttt.chunk_tokens=2048", "audit.enabled=true", "audit.tokens=4097",
+                          "logger=none", f"paths.root={tmp_path}", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads((tmp_path / "run" / "compliance.json").read_text())
+    assert record["compliant"] is True, record
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["compliant"] is True and metrics["status"] == "ok"

@@ -55,14 +55,21 @@ class AuditRun:
     time_s: float  # wall time of evaluate_model, TTT included
 
 
+def slice_array(tokens: np.ndarray, byte_counts: Optional[np.ndarray]) -> TokenArray:
+    """The audit's slice as the evaluation reads it: with its byte sidecar's counts (CaseOps data), if it has one."""
+    return TokenArray([tokens], byte_counts=None if byte_counts is None else TokenArray([byte_counts]))
+
+
 def run_once(make_model: Callable[[], nn.Module], tokens: np.ndarray, tables: ByteTables, eval_cfg: EvalConfig,
-             ttt_cfg: TTTConfig, device: torch.device, autocast, log: Callable[[str], None]) -> AuditRun:
+             ttt_cfg: TTTConfig, device: torch.device, autocast, log: Callable[[str], None],
+             byte_counts: Optional[np.ndarray] = None) -> AuditRun:
     """One full evaluation of `tokens` on a fresh model, with the RNG pinned so that runs differ only by input."""
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(0)
         model = make_model()
         start = time.perf_counter()
-        evaluation = evaluate_model(model, TokenArray([tokens]), tables, eval_cfg, ttt_cfg, device, autocast, log)
+        evaluation = evaluate_model(model, slice_array(tokens, byte_counts), tables, eval_cfg, ttt_cfg, device,
+                                    autocast, log)
         return AuditRun(evaluation, model, time.perf_counter() - start)
 
 
@@ -317,6 +324,8 @@ def run_audit(
     start = time.perf_counter()
     eval_cfg = dataclasses.replace(eval_cfg, save_token_nll=True)
     tokens = val.read(0, min(audit_cfg.tokens, len(val)))
+    sidecar = getattr(val, "byte_counts", None)  # a perturbed slice keeps the original text's byte counts
+    counts = sidecar.read(0, len(tokens)) if sidecar is not None else None
     if len(tokens) <= eval_cfg.seq_len:
         raise ConfigError("audit.tokens", f"the audit slice has {len(tokens)} tokens, not more than one window of "
                           f"eval.seq_len={eval_cfg.seq_len}; raise audit.tokens (validation has {len(val)})")
@@ -325,9 +334,10 @@ def run_audit(
         f"{eval_cfg.stride or eval_cfg.seq_len}), ttt.protocol={ttt_cfg.protocol}")
 
     def rerun(perturbed_tokens: np.ndarray) -> AuditRun:
-        return run_once(make_model, perturbed_tokens, tables, eval_cfg, ttt_cfg, device, autocast, lambda _: None)
+        return run_once(make_model, perturbed_tokens, tables, eval_cfg, ttt_cfg, device, autocast, lambda _: None,
+                        counts)
 
-    reference = run_once(make_model, tokens, tables, eval_cfg, ttt_cfg, device, autocast, log)
+    reference = run_once(make_model, tokens, tables, eval_cfg, ttt_cfg, device, autocast, log, counts)
     evaluation = reference.evaluation
     vocab_size = min(getattr(reference.model, "vocab_size", len(tables.base_bytes)), len(tables.base_bytes))
     checks = [
@@ -358,7 +368,8 @@ def run_audit(
         "eval": {k: getattr(eval_cfg, k) for k in ("name", "seq_len", "stride", "batch_seqs", "budget_s")},
         "ttt": dataclasses.asdict(ttt_cfg),
         "audit": dataclasses.asdict(audit_cfg),
-        "diagnostics": slice_diagnostics(reference, tokens, tables, windows, eval_cfg.batch_seqs, device, autocast),
+        "diagnostics": slice_diagnostics(reference, slice_array(tokens, counts), tables, windows, eval_cfg.batch_seqs,
+                                         device, autocast),
         "time_s": time.perf_counter() - start,
     }
 
@@ -372,7 +383,7 @@ def slice_warnings(slice_tokens: int, ttt_cfg: TTTConfig) -> list[str]:
     return []
 
 
-def slice_diagnostics(reference: AuditRun, tokens: np.ndarray, tables: ByteTables, windows: Sequence[Window],
+def slice_diagnostics(reference: AuditRun, slice_: TokenArray, tables: ByteTables, windows: Sequence[Window],
                       batch_seqs: int, device: torch.device, autocast) -> dict:
     """Diagnostics of the audit's reference run (on the slice; none of them is a score)."""
     result, ttt = reference.evaluation.result, reference.evaluation.ttt
@@ -380,7 +391,7 @@ def slice_diagnostics(reference: AuditRun, tokens: np.ndarray, tables: ByteTable
     if ttt is not None:
         if getattr(ttt, "initial_state", None) is not None:
             out["adaptation_size"] = adaptation_size(ttt.initial_state, reference.model)
-        out["memorization_gap"] = memorization_gap(reference.model, TokenArray([tokens]), tables, windows, batch_seqs,
+        out["memorization_gap"] = memorization_gap(reference.model, slice_, tables, windows, batch_seqs,
                                                    device, autocast, result.val_bpb)
     return out
 
