@@ -91,9 +91,10 @@ def test_newton_schulz_equals_the_scripts(record_dir, date, shape, dtype):
     assert ours.dtype == theirs.dtype and torch.equal(ours, theirs)
 
 
-def run_both(script_opt, golf_opt, script_params, golf_params, grads_per_step, to_golf) -> None:
+def run_both(script_opt, golf_opt, script_params, golf_params, grads_per_step, to_golf) -> list[list[tuple]]:
     """Steps both optimizers with the same gradients, the lr decaying and the momentum rising between steps as the
-    schedules do, and asserts bitwise equal weights after every step."""
+    schedules do; after every step, the pairs (the script's weight in golf's layout, golf's weight)."""
+    steps = []
     for step, grads in enumerate(grads_per_step):
         for opt in (script_opt, golf_opt):
             for group in opt.param_groups:
@@ -105,9 +106,15 @@ def run_both(script_opt, golf_opt, script_params, golf_params, grads_per_step, t
             p.grad = g.clone()
         script_opt.step()
         golf_opt.step()
-        ours, theirs = to_golf([p.detach() for p in script_params]), [p.detach() for p in golf_params]
-        for a, b in zip(ours, theirs):
-            assert torch.equal(a, b), f"step {step}: max difference {(a - b).abs().max().item()}"
+        theirs = to_golf([p.detach().clone() for p in script_params])
+        steps.append(list(zip(theirs, [p.detach().clone() for p in golf_params])))
+    return steps
+
+
+def unequal(steps: list[list[tuple]]) -> list[str]:
+    """Where the two optimizers' weights differ (empty when they are equal bit for bit after every step)."""
+    return [f"step {i}, matrix {j}: max difference {(a - b).abs().max().item()}"
+            for i, pairs in enumerate(steps) for j, (a, b) in enumerate(pairs) if not torch.equal(a, b)]
 
 
 @pytest.mark.parametrize("date", [T1, T2, T3])
@@ -121,8 +128,10 @@ def test_muon_updates_equal_the_scripts(record_dir, date):
     theirs = [nn.Parameter(t.clone()) for t in init]
     ours = [nn.Parameter(t.clone()) for t in init]
     grads = [[torch.randn(*s, generator=gen) for s in shapes] for _ in range(4)]
-    run_both(script_muon(m, theirs, date, 0.02, 0.92, wd), golf_muon(ours, date, 0.02, 0.92, wd), theirs, ours,
-             grads, lambda ts: list(ts))
+    steps = run_both(script_muon(m, theirs, date, 0.02, 0.92, wd), golf_muon(ours, date, 0.02, 0.92, wd), theirs,
+                     ours, grads, lambda ts: list(ts))
+    assert len(steps) == 4 and unequal(steps) == []
+    assert all(not torch.equal(p, start) for p, start in zip(ours, init))  # the weights did move
 
 
 @pytest.mark.parametrize("date", [T1, T3])
@@ -136,8 +145,10 @@ def test_muon_on_a_parameter_bank_equals_golfs_per_matrix_muon(record_dir, date)
     theirs = [nn.Parameter(bank.clone())]
     ours = [nn.Parameter(bank[i].clone()) for i in range(4)]
     grads = [[torch.randn(4, 64, 16, generator=gen)] for _ in range(3)]
-    run_both(script_muon(m, theirs, date, 0.02, 0.92, wd), golf_muon(ours, date, 0.02, 0.92, wd), theirs, ours,
-             grads, lambda ts: list(ts[0].unbind(0)))
+    steps = run_both(script_muon(m, theirs, date, 0.02, 0.92, wd), golf_muon(ours, date, 0.02, 0.92, wd), theirs,
+                     ours, grads, lambda ts: list(ts[0].unbind(0)))
+    assert len(steps) == 3 and all(len(pairs) == 4 for pairs in steps) and unequal(steps) == []
+    assert all(not torch.equal(p, bank[i]) for i, p in enumerate(ours))  # the weights did move
 
 
 def test_the_arithmetic_matters(record_dir):
