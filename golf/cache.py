@@ -31,6 +31,7 @@ from filelock import FileLock
 
 import golf
 from golf.atomic import atomic_write_json
+from golf.digest import file_sha256
 from golf.config import GolfConfig, to_plain_dict
 from golf.errors import OutputError, is_write_error, output_error
 
@@ -53,14 +54,6 @@ def cache_key(cfg: GolfConfig, data_sha256: str) -> str:
              "eval": {"seq_len": cfg.eval.seq_len, "max_tokens": cfg.eval.max_tokens},  # the stored pre-quant score
              "world_size": cfg.hardware.nproc_per_node * cfg.hardware.nnodes, "golf": golf.__version__}
     return hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:24]
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 24):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def private_copy(src: Path, dest: Path) -> None:

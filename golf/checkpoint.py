@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from golf.atomic import atomic_open, atomic_write_text, stale_temp_files
+from golf.digest import file_sha256
 from golf.errors import DataError, is_write_error, output_error
 
 _NAME = re.compile(r"^step_(\d+)\.pt$")
@@ -137,13 +138,10 @@ def verify_checkpoint(path: Path) -> Optional[str]:
     """Why the checkpoint's bytes cannot be trusted (they do not match the hash written with them), or None."""
     try:
         recorded = _hash_path(path).read_text(encoding="utf-8").strip()
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            while block := f.read(1 << 24):
-                digest.update(block)
+        actual = file_sha256(path)
     except (OSError, UnicodeDecodeError) as err:
         return f"it cannot be read ({getattr(err, 'strerror', None) or err})"
-    if digest.hexdigest() != recorded:
+    if actual != recorded:
         return "its bytes do not match the sha256 written with it (damaged)"
     return None
 

@@ -8,7 +8,6 @@ logger.log_artifact=true the artifact as a W&B Artifact.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import shutil
@@ -17,6 +16,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from golf.digest import file_sha256
 from golf.logger_config import LoggerConfig
 from golf.secrets import redact
 
@@ -41,14 +41,6 @@ FILES_FOLDER = "golf"
 def wandb_key(record_key: str) -> str:
     """A TTT chunk record's metrics.jsonl key as W&B shows it: `ttt_chunk_bpb` -> `ttt/chunk_bpb`."""
     return "ttt/" + (record_key[len("ttt_"):] if record_key.startswith("ttt_") else record_key)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def wandb_enabled(cfg: LoggerConfig) -> bool:

