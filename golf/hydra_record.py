@@ -9,30 +9,22 @@ redacted as in every other run file, and a run directory that already holds a fi
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from golf.atomic import atomic_write_text
-from golf.restart import FINISHED
+from golf.restart import finished_metrics
 from golf.secrets import redact
 
 HYDRA_DIR = ".hydra"
 HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
 
 
-def holds_a_finished_run(run_dir: Path) -> bool:
-    try:
-        return json.loads((run_dir / "metrics.json").read_text()).get("status") in FINISHED
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
 def write_hydra_record(run_dir: Path, task_cfg: DictConfig, hydra_cfg: DictConfig) -> None:
     """run_dir/.hydra/{config,hydra,overrides}.yaml as Hydra would write them, redacted; nothing over a finished
     run. `hydra_cfg` is the job's Hydra config (HydraConfig.get())."""
-    if holds_a_finished_run(run_dir):
+    if finished_metrics(run_dir) is not None:
         return
     texts = {
         "config.yaml": OmegaConf.to_yaml(task_cfg, resolve=False),

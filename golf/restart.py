@@ -17,15 +17,21 @@ from golf.secrets import redact
 FINISHED = ("ok", "over_budget", "diverged")
 
 
-def finished_earlier(run_dir: Path, config: dict[str, Any], resume: str) -> Optional[dict[str, Any]]:
-    """The metrics of a finished job of this same config in `run_dir`, or None when there is none (or it failed,
-    or train.resume=never asks to run it again)."""
+def finished_metrics(run_dir: Path) -> Optional[dict[str, Any]]:
+    """The metrics.json of a job that finished in `run_dir`, or None (none there, unreadable, failed or killed)."""
     try:
         metrics = json.loads((run_dir / "metrics.json").read_text())
     except (OSError, ValueError):
         return None
-    if metrics.get("status") not in FINISHED:
-        return None  # failed or killed: run it again
+    return metrics if isinstance(metrics, dict) and metrics.get("status") in FINISHED else None
+
+
+def finished_earlier(run_dir: Path, config: dict[str, Any], resume: str) -> Optional[dict[str, Any]]:
+    """The metrics of a finished job of this same config in `run_dir`, or None when there is none (or it failed,
+    or train.resume=never asks to run it again)."""
+    metrics = finished_metrics(run_dir)
+    if metrics is None:
+        return None  # none, or failed or killed: run it
     try:
         earlier = yaml.safe_load((run_dir / "config.yaml").read_text())
     except (OSError, yaml.YAMLError):
