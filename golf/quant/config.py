@@ -17,6 +17,7 @@ from golf.quant import compressors
 ENCODERS = ("rtn", "sdclip", "gptq_lite", "gptq", "absmax")
 HESSIAN_ENCODERS = ("gptq",)  # the export needs per-tensor Hessians (golf/quant/calibration.py) for these
 # bits per category: 2..8 quantize to integers (per row for matrices); 16 keeps fp16; 32 keeps fp32
+CALIBRATION_SOURCES = ("train", "generated")
 ALLOWED_BITS = (2, 3, 4, 5, 6, 7, 8, 16, 32)
 CATEGORIES = ("embed", "attn", "mlp", "other")
 
@@ -47,6 +48,12 @@ class GPTQConfig:
     # Hessian-aware SDClip: row i's scale times 1 + lambda * (importance_i - 1), importance = mean_j |W_ij| diag(H)_j,
     # both normalized to mean 1 (the 2026-04-06 entry: 0.175); 0 = plain SDClip
     hessian_clip_lambda: float = 0.0
+    # where the calibration inputs come from: "train" = training batches (the rules count reading them as training:
+    # the job stops training reserve_s early so calibration ends inside train.max_wallclock_s); "generated" = sequences
+    # the trained model samples itself (no data is read, so the clock does not apply)
+    calibration: str = "train"
+    reserve_s: float = 0.0  # seconds of train.max_wallclock_s kept for calibration (T2: 12; T3: 4, rerun 8)
+    temperature: float = 1.0  # calibration=generated: sampling temperature (0 = greedy)
 
 
 @dataclass
@@ -112,6 +119,12 @@ def quant_problems(quant: QuantConfig) -> list[tuple[str, Any, str]]:
     need(gptq.calibration_batches >= 1, "gptq.calibration_batches", gptq.calibration_batches, "an integer >= 1")
     need(math.isfinite(gptq.hessian_clip_lambda) and 0.0 <= gptq.hessian_clip_lambda < 1.0,
          "gptq.hessian_clip_lambda", gptq.hessian_clip_lambda, "a number in [0, 1) (0 = plain SDClip)")
+    need(gptq.calibration in CALIBRATION_SOURCES, "gptq.calibration", gptq.calibration,
+         "one of " + ", ".join(CALIBRATION_SOURCES))
+    need(math.isfinite(gptq.reserve_s) and gptq.reserve_s >= 0.0, "gptq.reserve_s", gptq.reserve_s,
+         "a number of seconds >= 0")
+    need(math.isfinite(gptq.temperature) and gptq.temperature >= 0.0, "gptq.temperature", gptq.temperature,
+         "a number >= 0 (0 = greedy)")
     lite = list(quant.lite_percentiles)
     need(bool(lite) and all(math.isfinite(p) and 0.0 < p <= 100.0 for p in lite), "lite_percentiles", lite,
          "a non-empty list of percentiles in (0, 100]")
