@@ -51,6 +51,11 @@ class Method:
     name: ClassVar[str]
     compilable: ClassVar[bool] = True
     follows_documents: ClassVar[bool] = False
+    # the claim the audit's cross-document check holds a method to: a document's scores depend only on that document
+    # and the artifact (per-document adapters on a frozen base); False whenever earlier documents move the weights
+    document_independent: ClassVar[bool] = False
+    # the method runs its own scoring loop (run_documents below) instead of the engine's chunk loop
+    runs_documents: ClassVar[bool] = False
 
     @staticmethod
     def problems(cfg: TTTConfig) -> list[Problem]:
@@ -87,6 +92,13 @@ class Method:
 
     def close(self) -> None:
         """The run is over: leave the model as it was handed over (weights aside)."""
+
+    @classmethod
+    def run_documents(cls, model: nn.Module, val: Any, tables: Any, windows: Any, cfg: TTTConfig, eval_cfg: Any,
+                      device: torch.device, autocast: Any, log: Any) -> Any:
+        """runs_documents only: score the plan's targets document by document, adapting as the method does, and
+        return the engine's TTTResult (with its ledger). The engine hands over the whole evaluation."""
+        raise NotImplementedError(f"ttt.method={cls.name} does not run its own loop")
 
 
 REGISTRY: dict[str, type[Method]] = {}
