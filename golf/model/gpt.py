@@ -287,6 +287,12 @@ class GPT(nn.Module):
             x = self.smear_gate(x, input_ids)
         return x
 
+    def head_logits(self, x: Tensor) -> Tensor:
+        """fp32 logits before the softcap from the final normed hidden x (per-document LoRA TTT adds its head delta
+        here: golf/evaluate/ttt/doc_adapters.py)."""
+        head_weight = self.tok_emb.weight if self.lm_head is None else self.lm_head.weight
+        return F.linear(x, head_weight.to(x.dtype)).float()
+
     def forward(self, input_ids: Tensor, target_ids: Tensor | None = None, reduction: str = "mean") -> Tensor:
         """Logits (B, T, V) in fp32 without targets; with targets the cross-entropy in nats: a scalar for
         reduction="mean", per-token (B, T) for reduction="none"."""
@@ -319,9 +325,7 @@ class GPT(nn.Module):
         if lanes is not None:
             x = lanes_output(*lanes)
 
-        x = rms_norm(x)
-        head_weight = self.tok_emb.weight if self.lm_head is None else self.lm_head.weight
-        logits = F.linear(x, head_weight.to(x.dtype)).float()
+        logits = self.head_logits(rms_norm(x))
         softcap = self.cfg.logit_softcap
         logits = softcap * torch.tanh(logits / softcap)
         if target_ids is None:
