@@ -20,6 +20,7 @@ HESSIAN_ENCODERS = ("gptq",)  # the export needs per-tensor Hessians (golf/quant
 CALIBRATION_SOURCES = ("train", "generated")
 ALLOWED_BITS = (2, 3, 4, 5, 6, 7, 8, 16, 32)
 CATEGORIES = ("embed", "attn", "mlp", "other")
+INT_FACTOR_BITS = range(2, 9)  # LQER's factor codes are int8 values
 
 
 @dataclass
@@ -57,6 +58,20 @@ class GPTQConfig:
 
 
 @dataclass
+class LQERConfig:
+    """LQER (golf/quant/lqer.py): the top_k quantized matrices with the largest error get a rank-`rank` correction
+    A @ B of that error, stored as integers (T3: rank 4, top 3, asymmetric int2 A / int4 B in groups of 64)."""
+    enabled: bool = False
+    rank: int = 4  # rank of the correction (at most the matrix's smaller side)
+    top_k: int = 3  # how many matrices get one: those with the largest Frobenius norm of W - dequant(codes)
+    asym: bool = True  # A on one scale (a_bits), B on one scale per `group` values (b_bits); else per row, factor_bits
+    group: int = 64  # values of the flattened B per scale; B's element count must divide by it, else symmetric
+    a_bits: int = 2  # asymmetric A: codes in [-2**(a_bits-1), 2**(a_bits-1) - 1]
+    b_bits: int = 4  # asymmetric B: the same with b_bits
+    factor_bits: int = 4  # symmetric factors: codes in [-(2**(bits-1) - 1), 2**(bits-1) - 1], one scale per row
+
+
+@dataclass
 class QATConfig:
     enabled: bool = False
     start: float = 0.5  # switch on once this fraction of the warm-down has passed (the research entries: 0.5)
@@ -84,6 +99,7 @@ class QuantConfig:
     # instead of float passthrough (the T3 record's attention gates)
     gates_int8: bool = False
     qat: QATConfig = field(default_factory=QATConfig)
+    lqer: LQERConfig = field(default_factory=LQERConfig)
 
 
 def quant_problems(quant: QuantConfig) -> list[tuple[str, Any, str]]:
@@ -132,4 +148,10 @@ def quant_problems(quant: QuantConfig) -> list[tuple[str, Any, str]]:
     need(0.0 <= qat.start <= 1.0, "qat.start", qat.start, "a fraction of the warm-down in [0, 1]")
     need(0 < qat.temperature_start <= qat.temperature_end, "qat.temperature_start", qat.temperature_start,
          f"a number > 0 and <= quant.qat.temperature_end={qat.temperature_end} (sharpness grows)")
+    lqer = quant.lqer
+    need(lqer.rank >= 1, "lqer.rank", lqer.rank, "an integer >= 1 (4 in the T3 record)")
+    need(lqer.top_k >= 1, "lqer.top_k", lqer.top_k, "an integer >= 1 (3 in the T3 record)")
+    need(lqer.group >= 1, "lqer.group", lqer.group, "an integer >= 1 (64 in the T3 record)")
+    for key in ("a_bits", "b_bits", "factor_bits"):
+        need(getattr(lqer, key) in INT_FACTOR_BITS, f"lqer.{key}", getattr(lqer, key), "an integer in 2..8")
     return problems

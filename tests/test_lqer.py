@@ -1,0 +1,120 @@
+"""LQER's arithmetic (golf/quant/lqer.py): which matrices get a correction, the rank-r factors of their error, the
+factors' integer codes and scales, the corrected weights, and the quant.lqer checks."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from golf.quant import lqer
+from golf.quant.config import LQERConfig, QuantConfig, quant_problems
+from golf.quant.quantize import dequantize_rows, quantize_rows
+
+from testkit import one_torch_thread
+
+one_thread = pytest.fixture(autouse=True)(one_torch_thread)
+
+
+def weight(rows: int, cols: int, seed: int) -> torch.Tensor:
+    return torch.randn(rows, cols, generator=torch.Generator().manual_seed(seed)) * 0.05
+
+
+def int4_error(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(dequantized int4 weights, their error w - dequant): a coarse quantization with a large error to correct."""
+    q, s = quantize_rows(w, 4, 100.0)
+    w_hat = dequantize_rows(q, s)
+    return w_hat, w - w_hat
+
+
+def test_the_factors_are_the_best_rank_r_approximation():
+    _, error = int4_error(weight(96, 160, 0))
+    singular = torch.linalg.svdvals(error)
+    for rank in (1, 4, 16):
+        a, b = lqer.low_rank(error, rank)
+        assert a.shape == (96, rank) and b.shape == (rank, 160)
+        # Eckart-Young: what is left is exactly the energy of the singular values past r
+        left = (error - a @ b).square().sum()
+        assert torch.allclose(left, singular[rank:].square().sum(), rtol=1e-4)
+    a, b = lqer.low_rank(error[:3], 8)  # rank capped by the smaller side
+    assert a.shape == (3, 3) and b.shape == (3, 160)
+
+
+def test_the_corrected_weights_are_closer_and_closer_with_more_rank():
+    w = weight(128, 256, 1)
+    w_hat, error = int4_error(w)
+    before = (w - w_hat).norm()
+    after = [(w - w_hat - lqer.factorize(error, LQERConfig(rank=r)).correction()).norm() for r in (1, 4, 16)]
+    assert after[0] < before and after[1] < after[0] and after[2] < after[1]
+
+
+def test_asymmetric_codes_and_scales_follow_the_records_formula():
+    _, error = int4_error(weight(64, 128, 2))
+    a, b = lqer.low_rank(error, 4)
+    f = lqer.pack_asymmetric(a, b, group=64)
+    assert f.asym and f.a.dtype == f.b.dtype == torch.int8 and f.a_scale.dtype == f.b_scale.dtype == torch.float16
+    assert f.a.min() >= -2 and f.a.max() <= 1 and f.b.min() >= -8 and f.b.max() <= 7
+    assert f.a_scale.numel() == 1 and f.b_scale.numel() == b.numel() // 64
+    assert f.a_scale == (a.abs().max() / 1.5).half()
+    assert torch.equal(f.b_scale, (b.reshape(-1, 64).abs().amax(dim=1) / 7.5).half())
+    # every value is within half a step of its code (the largest positive one is half a step past the top code),
+    # plus the fp16 rounding of the scale: at most 2**-11 of it, times the largest code magnitude
+    a_step, b_step = f.a_scale.float(), f.b_scale.float().repeat_interleave(64).reshape(b.shape)
+    assert ((a - f.a.float() * a_step).abs() <= a_step * (0.5 + 2 * 2.0 ** -11)).all()
+    assert ((b - f.b.float() * b_step).abs() <= b_step * (0.5 + 8 * 2.0 ** -11)).all()
+
+
+def test_other_bit_widths_widen_the_code_range():
+    _, error = int4_error(weight(64, 128, 3))
+    a, b = lqer.low_rank(error, 4)
+    narrow, wide = lqer.pack_asymmetric(a, b, 64, 2, 4), lqer.pack_asymmetric(a, b, 64, 4, 8)
+    assert wide.a.min() >= -8 and wide.a.max() <= 7 and wide.b.min() >= -128 and wide.b.max() <= 127
+    assert wide.a.abs().max() >= 7 and wide.b.abs().max() >= 127  # the largest value takes an end code
+    exact = a @ b
+    assert (exact - wide.correction()).norm() < (exact - narrow.correction()).norm()
+
+
+def test_symmetric_factors_when_asked_or_when_b_does_not_split_into_groups():
+    _, error = int4_error(weight(48, 100, 4))  # B is 4 x 100: 400 values, not a multiple of 64
+    f = lqer.factorize(error, LQERConfig(rank=4))
+    assert not f.asym and f.a_scale.shape == (48,) and f.b_scale.shape == (4,)
+    assert f.a.abs().max() <= 7 and f.b.abs().max() <= 7
+    a, b = lqer.low_rank(error, 4)
+    assert torch.equal(f.a_scale, (a.abs().amax(dim=1) / 7).half())
+    _, error = int4_error(weight(48, 128, 4))
+    assert lqer.factorize(error, LQERConfig(rank=4)).asym
+    two_bit = lqer.factorize(error, LQERConfig(rank=4, asym=False, factor_bits=2))
+    assert not two_bit.asym and two_bit.a.abs().max() <= 1 and two_bit.b.abs().max() <= 1
+
+
+def test_a_zero_error_gives_a_zero_correction_not_nan():
+    for cfg in (LQERConfig(), LQERConfig(asym=False)):
+        correction = lqer.factorize(torch.zeros(32, 64), cfg).correction()
+        assert torch.equal(correction, torch.zeros(32, 64))
+
+
+def test_the_largest_errors_are_chosen_in_order_and_ties_keep_the_given_order():
+    sizes = {"a": 1.0, "b": 3.0, "c": 2.0, "d": 3.0, "e": 0.5}
+    held = []
+
+    def errors():
+        for name, size in sizes.items():
+            held.append(name)
+            yield name, torch.full((4, 4), size)
+
+    chosen = lqer.largest_errors(errors(), 3)
+    assert [name for name, _ in chosen] == ["b", "d", "c"]
+    assert held == list(sizes)  # every candidate was offered
+    factors = lqer.correct_largest(((n, weight(16, 64, i)) for i, n in enumerate("xyz")), LQERConfig(top_k=2))
+    norms = {n: weight(16, 64, i).norm() for i, n in enumerate("xyz")}
+    assert list(factors) == sorted(norms, key=lambda n: -norms[n])[:2]
+
+
+def test_lqer_is_off_by_default_and_bad_values_are_named():
+    assert QuantConfig().lqer.enabled is False
+    assert quant_problems(QuantConfig()) == []
+    for key, value in (("rank", 0), ("top_k", 0), ("group", 0), ("a_bits", 1), ("b_bits", 9), ("factor_bits", 16)):
+        cfg = QuantConfig(lqer=dataclasses.replace(LQERConfig(), **{key: value}))
+        problems = quant_problems(cfg)
+        assert [p[:2] for p in problems] == [(f"quant.lqer.{key}", value)], problems
