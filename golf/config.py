@@ -156,6 +156,9 @@ def validate(cfg: GolfConfig) -> None:
         _refuse_any(problems(part))  # each component checks its own keys, in this order
     _validate_batch(cfg)
     _validate_ttt(cfg)
+    _require(cfg.data.loader != "documents" or cfg.model.doc_mask, "model.doc_mask", cfg.model.doc_mask,
+             "true with data.loader=documents (packed documents are trained with document-masked attention, so "
+             "evaluation must mask by documents too; add ablation=doc_mask or model.doc_mask=true)")
 
 
 def _validate_batch(cfg: GolfConfig) -> None:

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from golf.checkpoint import Checkpointer, rng_state, set_rng_state
 from golf.collectives import all_reduce_, barrier, rank_world
-from golf.data.loader import DistributedTokenLoader
+from golf.data.loader import TrainingLoader
 from golf.optim.build import OptimConfig, set_lr_scale, set_muon_momentum
 from golf.optim.schedule import lr_scale, muon_momentum, training_fraction, warmdown_scale
 from golf.trainer_config import TrainConfig
@@ -54,7 +54,7 @@ class Trainer:
         self,
         model: torch.nn.Module,
         optimizers: list[torch.optim.Optimizer],
-        loader: DistributedTokenLoader,
+        loader: TrainingLoader,
         train: TrainConfig,
         optim: OptimConfig,
         device: torch.device,
@@ -102,14 +102,18 @@ class Trainer:
         )
         total = torch.zeros((), device=self.device)
         for micro in range(cfg.grad_accum_steps):
-            x, y = self.loader.next_batch(cfg.batch_tokens, cfg.seq_len, cfg.grad_accum_steps)
+            batch = self.loader.next_batch(cfg.batch_tokens, cfg.seq_len, cfg.grad_accum_steps)
+            x, y = batch
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            # packed documents (data.loader=documents) carry their segments: the model attends within them
+            segments = getattr(batch, "cu_seqlens", None)
+            extra = {} if segments is None else {"cu_seqlens": segments.to(self.device, non_blocking=True)}
             last = micro == cfg.grad_accum_steps - 1
             # DDP reduces during the last micro-batch's backward only; the earlier ones just accumulate
             no_sync = self.ddp.no_sync() if self.ddp is not None and not last else contextlib.nullcontext()
             with no_sync:
                 with self.autocast():
-                    loss = self.forward(x, y)
+                    loss = self.forward(x, y, **extra)
                 (loss / cfg.grad_accum_steps).backward()
             total += loss.detach()
         # every rank now holds the global batch's gradient: DDP averaged it (or there is one rank)

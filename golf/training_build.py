@@ -14,7 +14,7 @@ import torch
 from golf.checkpoint import Checkpointer
 from golf.collectives import broadcast_parameters, rank_world
 from golf.config import GolfConfig
-from golf.data.loader import DistributedTokenLoader
+from golf.data.loader import build_loader
 from golf.hardware import apply_precision_policy, grad_accum_per_rank
 from golf.model.gpt import GPT
 from golf.optim.build import build_optimizers
@@ -56,7 +56,8 @@ def build_training(cfg: GolfConfig, model: GPT, train_files: Sequence[Any], devi
     accum = grad_accum_steps(cfg)
     train_cfg = dataclasses.replace(train or cfg.train, grad_accum_steps=accum)
     trainer = Trainer(model, build_optimizers(model, cfg.optim, device.type),
-                      DistributedTokenLoader(train_files, rank, world), train_cfg, cfg.optim, device, autocast,
+                      build_loader(cfg.data.loader, train_files, rank, world, train_cfg.seq_len), train_cfg,
+                      cfg.optim, device, autocast,
                       log=log, log_metrics=log_metrics, validate=validate, show_progress=show_progress,
                       compile_model=cfg.hardware.compile, checkpointer=checkpointer)
     if not hooks:

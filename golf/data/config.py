@@ -26,11 +26,17 @@ class DataConfig:
     # (fineweb_val_bytes_*.bin: the original text's bytes per token, what bits per byte divide by); a fineweb folder
     # must hold those sidecars. With none, a folder holding sidecars is refused.
     transform: str = "none"
+    # the order of training batches: stream (the challenge's: every shard in sequence, rows of train.seq_len),
+    # shuffled (T3's ShuffledSequenceLoader: each rank's shards cut into sequences in a random order), documents
+    # (T3's DocumentPackingLoader: one row of whole documents per rank with cu_seqlens, documents cut at
+    # train.seq_len; needs model.doc_mask). golf/data/loader.py build_loader
+    loader: str = "stream"
 
 
 DATA_SOURCES = ("shakespeare", "text_dir", "fineweb")
 GENERATED_SOURCES = ("shakespeare", "text_dir")
 TRANSFORMS = ("none", "caseops")
+LOADERS = ("stream", "shuffled", "documents")
 CASEOPS_OPERATORS = 4  # TITLE, ALLCAPS, CAPNEXT, ESC: one user-defined piece each
 
 
@@ -43,6 +49,7 @@ def data_problems(data: DataConfig) -> list[tuple[str, Any, str]]:
     problems = Problems("data.")
     problems.choice("source", data.source, DATA_SOURCES)
     problems.choice("transform", data.transform, TRANSFORMS)
+    problems.choice("loader", data.loader, LOADERS)
     problems.need(260 <= data.vocab_size <= 65536, "vocab_size", data.vocab_size,
                   "an integer in [260, 65536] (256 byte-fallback pieces and 4 specials; tokens are stored as uint16)")
     low = 260 + CASEOPS_OPERATORS

@@ -1,18 +1,21 @@
 """Training batches in the challenge's order: every rank reads the same shards in sequence and takes its own slice.
 
 No shuffling: each call takes the next (local_tokens + 1) * world_size tokens of the stream; rank r keeps span r,
-one token longer than it needs so that targets are the inputs shifted by one.
+one token longer than it needs so that targets are the inputs shifted by one. The records' other orders (data.loader:
+shuffled sequences, packed documents) live beside it; build_loader picks one.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
 
+from golf.data.documents import DocumentPackingLoader
 from golf.data.shards import read_shard, read_shard_header
+from golf.data.shuffled import ShuffledSequenceLoader
 from golf.errors import DataError
 
 
@@ -92,3 +95,20 @@ class DistributedTokenLoader:
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.stream.load_state_dict(state)
+
+
+TrainingLoader = Union[DistributedTokenLoader, ShuffledSequenceLoader, DocumentPackingLoader]
+
+
+def build_loader(kind: str, files: Sequence[str | os.PathLike], rank: int, world_size: int, seq_len: int,
+                 pin_memory: Optional[bool] = None) -> TrainingLoader:
+    """The training loader data.loader names: stream (DistributedTokenLoader, the default), shuffled
+    (golf/data/shuffled.py) or documents (golf/data/documents.py). All take next_batch(global_tokens, seq_len,
+    grad_accum_steps) -> (x, y) and save their position with state_dict()."""
+    if kind == "stream":
+        return DistributedTokenLoader(files, rank, world_size, pin_memory)
+    if kind == "shuffled":
+        return ShuffledSequenceLoader(files, rank, world_size, seq_len, pin_memory)
+    if kind == "documents":
+        return DocumentPackingLoader(files, rank, world_size, pin_memory)
+    raise ValueError(f"unknown data.loader {kind!r}: one of stream, shuffled, documents")

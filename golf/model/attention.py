@@ -8,7 +8,8 @@
   before the output projection), as the 2026-04 records build them (HeadGate). RoPE is relative, so positions need not
   restart at a document start.
 - Document masking (model.doc_mask, "VarLen"): a token attends only to earlier tokens of its own document; a document
-  starts at each BOS (golf.data.tokenizer.BOS_ID) and at the start of the row. On CUDA in bf16/fp16 through
+  starts at each BOS (golf.data.tokenizer.BOS_ID) and at the start of the row, or where a packed batch's cu_seqlens
+  says (data.loader=documents). On CUDA in bf16/fp16 through
   FlashAttention's varlen kernel when flash_attn_interface (FA3) or flash_attn (FA2) imports; otherwise through SDPA
   with a block-diagonal causal mask (on a GPU with a one-time warning: it is slower).
 """
@@ -77,9 +78,17 @@ class Documents:
     block-diagonal causal mask (B, 1, T, T) for SDPA, and cumulative sequence lengths over the flattened batch for a
     varlen kernel. Built once a forward pass and shared by every layer."""
 
-    def __init__(self, ids: Tensor):
+    def __init__(self, ids: Tensor, cu_seqlens: Optional[Tensor] = None):
+        """Documents start at each BOS, or, with cu_seqlens (packed training rows: documents also cut at
+        train.seq_len; entries equal to the batch's size pad it), where cu_seqlens says."""
         self.shape = ids.shape
-        starts = ids == BOS_ID
+        if cu_seqlens is None:
+            starts = ids == BOS_ID
+        else:
+            starts = torch.zeros(ids.numel(), dtype=torch.bool, device=ids.device)
+            cu = cu_seqlens.to(device=ids.device, dtype=torch.long)
+            starts[cu[cu < ids.numel()]] = True
+            starts = starts.view(ids.shape)
         starts[:, 0] = True  # every row starts a document (a window may begin mid-document)
         self.starts = starts
         self._mask: Optional[Tensor] = None

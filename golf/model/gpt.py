@@ -293,16 +293,18 @@ class GPT(nn.Module):
         head_weight = self.tok_emb.weight if self.lm_head is None else self.lm_head.weight
         return F.linear(x, head_weight.to(x.dtype)).float()
 
-    def forward(self, input_ids: Tensor, target_ids: Tensor | None = None, reduction: str = "mean") -> Tensor:
+    def forward(self, input_ids: Tensor, target_ids: Tensor | None = None, reduction: str = "mean",
+                cu_seqlens: Optional[Tensor] = None) -> Tensor:
         """Logits (B, T, V) in fp32 without targets; with targets the cross-entropy in nats: a scalar for
-        reduction="mean", per-token (B, T) for reduction="none"."""
+        reduction="mean", per-token (B, T) for reduction="none". cu_seqlens: segment starts over the flattened
+        batch (packed documents, golf/data/documents.py): attention stays within segments."""
         if reduction not in ("mean", "none"):
             raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
         cos, sin = self.rotary(input_ids.size(1), input_ids.device)
         x = self.embed(input_ids)
         x0 = x
         ve = self.value_embed(input_ids) if self.value_embed is not None else None
-        docs = Documents(input_ids) if self.cfg.doc_mask else None
+        docs = Documents(input_ids, cu_seqlens) if self.cfg.doc_mask or cu_seqlens is not None else None
 
         # U-Net: the encoder pushes its outputs, the decoder adds them back in reverse order (sharing.unet_plan says
         # which positions of a looped plan push and pop); the two-lane form splits the stream in the decoder
