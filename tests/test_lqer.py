@@ -118,3 +118,15 @@ def test_lqer_is_off_by_default_and_bad_values_are_named():
         cfg = QuantConfig(lqer=dataclasses.replace(LQERConfig(), **{key: value}))
         problems = quant_problems(cfg)
         assert [p[:2] for p in problems] == [(f"quant.lqer.{key}", value)], problems
+
+
+@pytest.mark.parametrize("override,key", [("quant.lqer.rank=0", "quant.lqer.rank"),
+                                          ("quant.lqer.b_bits=16", "quant.lqer.b_bits")])
+def test_a_bad_lqer_override_is_refused_naming_the_key(override, key):
+    from golf.cli import USER_ERRORS, compose, describe
+    from golf.config import to_golf_config
+
+    with pytest.raises(USER_ERRORS) as info:
+        to_golf_config(compose(["quant=record_0427", override]))
+    message = describe(info.value)
+    assert key in message and "Traceback" not in message, message

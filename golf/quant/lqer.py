@@ -88,15 +88,32 @@ def factorize(error: Tensor, cfg: LQERConfig) -> LowRankFactors:
     return pack_symmetric(a, b, cfg.factor_bits)
 
 
+class ErrorRanking:
+    """The top_k (name, error) pairs offered, by Frobenius norm; ties keep the order offered (the record sorts its
+    candidates stably in state-dict order). Holds at most top_k errors, so an export can offer every matrix."""
+
+    def __init__(self, top_k: int):
+        self.top_k = top_k
+        self._kept: list[tuple[float, int, str, Tensor]] = []
+        self._offered = 0
+
+    def offer(self, name: str, error: Tensor) -> None:
+        self._kept.append((-float(error.float().norm()), self._offered, name, error))
+        self._offered += 1
+        self._kept.sort(key=lambda item: item[:2])
+        del self._kept[self.top_k:]
+
+    def chosen(self) -> list[tuple[str, Tensor]]:
+        """(name, error), largest first."""
+        return [(name, error) for _, _, name, error in self._kept]
+
+
 def largest_errors(errors: Iterable[tuple[str, Tensor]], top_k: int) -> list[tuple[str, Tensor]]:
-    """The top_k (name, error) pairs by Frobenius norm, largest first; ties keep the order given (the record sorts
-    its candidates stably in state-dict order). Consumes `errors` lazily and holds at most top_k + 1 of them."""
-    kept: list[tuple[float, int, str, Tensor]] = []
-    for index, (name, error) in enumerate(errors):
-        kept.append((-float(error.float().norm()), index, name, error))
-        kept.sort(key=lambda item: item[:2])
-        del kept[top_k:]
-    return [(name, error) for _, _, name, error in kept]
+    """The top_k (name, error) pairs by Frobenius norm, largest first (ErrorRanking over `errors`)."""
+    ranking = ErrorRanking(top_k)
+    for name, error in errors:
+        ranking.offer(name, error)
+    return ranking.chosen()
 
 
 def correct_largest(errors: Iterable[tuple[str, Tensor]], cfg: LQERConfig) -> dict[str, LowRankFactors]:
