@@ -130,3 +130,30 @@ def test_a_bad_lqer_override_is_refused_naming_the_key(override, key):
         to_golf_config(compose(["quant=record_0427", override]))
     message = describe(info.value)
     assert key in message and "Traceback" not in message, message
+
+
+def test_the_factors_come_back_from_their_bytes_exactly():
+    from golf.quant import lqer_layout
+
+    for shape, cfg in (((48, 128), LQERConfig()), ((48, 100), LQERConfig()), ((40, 64), LQERConfig(asym=False))):
+        _, error = int4_error(weight(*shape, 5))
+        f = lqer.factorize(error, cfg)
+        description, data = lqer_layout.describe(f), lqer_layout.to_bytes(f)
+        assert lqer_layout.check(description, list(shape)) == ""
+        assert len(data) == lqer_layout.nbytes(description, list(shape))
+        back = lqer_layout.from_bytes(description, list(shape), data)
+        assert back.asym == f.asym and torch.equal(back.correction(), f.correction())
+        for part in ("a", "a_scale", "b", "b_scale"):
+            assert torch.equal(getattr(back, part), getattr(f, part)) and getattr(back, part).dtype == \
+                getattr(f, part).dtype, part
+
+
+@pytest.mark.parametrize("description,shape", [
+    ({"rank": 0, "asym": True, "group": 64}, [48, 128]), ({"rank": 49, "asym": False, "group": 0}, [48, 128]),
+    ({"rank": 4, "asym": True, "group": 60}, [48, 128]), ({"rank": 4, "asym": False, "group": 64}, [48, 128]),
+    ({"rank": 4, "asym": "yes", "group": 64}, [48, 128]), ({"rank": 4, "asym": True}, [48, 128]),
+    ({"rank": 4, "asym": True, "group": 64}, [48, 8, 16]), ({"rank": True, "asym": True, "group": 64}, [48, 128])])
+def test_a_damaged_description_is_refused_before_any_read(description, shape):
+    from golf.quant import lqer_layout
+
+    assert lqer_layout.check(description, shape) != ""
