@@ -1,0 +1,170 @@
+"""The entry of a submission's train_gpt.py: golf.train's five stages for one seed without golf installed, printing
+the records' log lines.
+
+It runs what golf/job/train_job.py runs, in the same order and through the same functions (so a CPU run with the
+same config and seed gives the same weights, artifact and val_bpb bit for bit): seed, build the model and the
+training (golf/training_build.py), fit, leave the weights the artifact stores (as golf/job/train.py does), export
+(as golf/job/export.py), score the artifact as loaded from disk (as golf/evaluate/scoring.py: standard, sliding,
+score-first TTT; the headline is TTT's, else sliding's, else standard's). It leaves out what is golf's bookkeeping
+(run directories, W&B, the artifact cache, checkpoints) and the diagnostics and audit that follow the score.
+
+Settings from the environment, as the records take them: SEED (default: the run's), DATA_PATH (the shard folder,
+default ./data/datasets/<dataset>), TOKENIZER_PATH (default ./data/tokenizers/<tokenizer>), ARTIFACT_PATH (where the
+artifact is written, default ./artifact.golf). Everything else is the run's resolved config, embedded in the script.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from golf.collectives import barrier, rank_world
+from golf.data.config import has_byte_sidecars
+from golf.data.layout import check_layout
+from golf.data.shards import TokenArray
+from golf.data.tokenizer import byte_tables, load_tokenizer
+from golf.dist import local_rank, process_group
+from golf.evaluate.artifact_eval import evaluate_artifact, load_model
+from golf.evaluate.evaluation import evaluate_model, plan_for
+from golf.evaluate.windows import evaluate_standard, evaluate_windows
+from golf.hardware import autocast, setup_device
+from golf.quant.artifact import export_artifact, write_artifact
+from golf.submit.standalone_config import StandaloneConfig, from_dict
+from golf.training_build import build_model, build_training
+
+
+def say(line: str) -> None:
+    """Rank 0's lines on stdout (the records' logs are what rank 0 prints)."""
+    if rank_world()[0] == 0:
+        print(line, flush=True)
+
+
+def config_from(embedded: dict[str, Any]) -> StandaloneConfig:
+    cfg = from_dict(StandaloneConfig, embedded["config"])
+    if os.environ.get("SEED"):
+        cfg.seed = int(os.environ["SEED"])
+    return cfg
+
+
+def main(embedded: dict[str, Any], script: str) -> None:
+    """`embedded`: {"config": the run's config (standalone_dict), "dataset": ..., "tokenizer": ...}; `script`: the
+    train_gpt.py file, whose size is the code the submission counts."""
+    cfg = config_from(embedded)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world != cfg.hardware.world_size:
+        sys.exit(f"train_gpt.py: this run was made with {cfg.hardware.world_size} process(es) (hardware "
+                 f"{cfg.hardware.name}) and runs now with WORLD_SIZE={world}; start it with torchrun "
+                 f"--nproc_per_node={cfg.hardware.nproc_per_node} so the global batch is split as it was")
+    with process_group(cfg.hardware):
+        run(cfg, embedded, Path(script))
+
+
+def run(cfg: StandaloneConfig, embedded: dict[str, Any], script: Path) -> None:
+    random.seed(cfg.seed)  # golf/job/prepare.py's seed_everything
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    device = setup_device(cfg.hardware, local_rank())
+    shards = Path(os.environ.get("DATA_PATH", f"./data/datasets/{embedded['dataset']}"))
+    tokenizer = Path(os.environ.get("TOKENIZER_PATH", f"./data/tokenizers/{embedded['tokenizer']}"))
+    layout = check_layout(shards, has_byte_sidecars(cfg.data), "set DATA_PATH to the run's shard folder")
+    tables = byte_tables(load_tokenizer(tokenizer, expected_vocab_size=cfg.data.vocab_size), cfg.data.vocab_size)
+    val = TokenArray.from_files(layout.val, max_tokens=cfg.eval.max_tokens or None)
+    say(f"seed:{cfg.seed} world_size:{rank_world()[1]} device:{device} dtype:{cfg.hardware.dtype}")
+    say(f"train_loader:dataset:{shards.name} train_shards:{len(layout.train)}")
+    say(f"val_loader:shards:{len(layout.val)} tokens:{len(val)} tokenizer:{tokenizer.name}")
+
+    model = train(cfg, layout.train, val, tables, device)
+    artifact = Path(os.environ.get("ARTIFACT_PATH", "artifact.golf"))
+    if rank_world()[0] == 0:
+        export(cfg, model, artifact, script)
+    barrier()  # the artifact is on disk before any rank loads it
+    score(cfg, artifact, layout.val, tokenizer, val, tables, device)
+
+
+def train(cfg: StandaloneConfig, train_files: list[Path], val: TokenArray, tables: Any,
+          device: torch.device) -> torch.nn.Module:
+    model = build_model(cfg, device)
+    amp = lambda: autocast(cfg.hardware, device)  # noqa: E731
+    say(f"model_params:{sum(p.numel() for p in model.parameters())}")
+
+    def validate(step: int) -> dict[str, float]:
+        result = evaluate_standard(model, val, tables, cfg.eval.seq_len, cfg.eval.batch_seqs, device, amp)
+        say(f"{step}/{cfg.train.iterations} val_loss: {result.val_loss:.4f} val_bpb: {result.val_bpb:.4f}")
+        return {"val_loss": result.val_loss, "val_bpb": result.val_bpb}
+
+    def log_metrics(record: dict[str, Any]) -> None:
+        if "train_loss" in record:
+            say(f"{record['step']}/{cfg.train.iterations} train_loss: {record['train_loss']:.4f} "
+                f"train_time: {record['train_time_s'] / 60:.1f}m tok/s: {record['train_tokens_per_s']:.0f}")
+
+    def log(line: str) -> None:  # golf's own lines, except the per-step ones log_metrics prints as the records do
+        if not line.startswith("step "):
+            say(line)
+
+    training = build_training(cfg, model, train_files, device, amp, log, log_metrics=log_metrics, validate=validate)
+    result = training.trainer.fit()
+    if result.status != "ok":
+        sys.exit(f"training {result.status} at step {result.steps}: the loss is {result.last_loss}")
+    hooks = training.hooks
+    hooks.qat.detach(model)  # golf/job/train.py: export and scoring see the plain weights, the whole layer plan
+    model.set_loop_active(True)
+    if hooks.averager is not None:
+        model.load_state_dict(hooks.averager.averaged_state_dict())
+        say(f"{hooks.averager.kind}:applying averaged weights ({hooks.averager.num_updates} updates)")
+    start = time.perf_counter()
+    said("pre-quantization post-ema", evaluate_standard(model, val, tables, cfg.eval.seq_len, cfg.eval.batch_seqs,
+                                                         device, amp), start)
+    return model
+
+
+def said(label: str, result: Any, start: float) -> Any:
+    """An evaluation's line as the records print it; `start`: when it began (perf_counter)."""
+    say(f"{label} val_loss:{result.val_loss:.8f} val_bpb:{result.val_bpb:.8f} "
+        f"eval_time:{1000 * (time.perf_counter() - start):.0f}ms")
+    return result
+
+
+def export(cfg: StandaloneConfig, model: torch.nn.Module, path: Path, script: Path) -> None:
+    state = {name: t.detach().cpu() for name, t in model.state_dict().items()}  # golf/job/export.py
+    exported = export_artifact(state, dataclasses.asdict(cfg.model), cfg.data.vocab_size, cfg.quant)
+    write_artifact(path, exported)
+    code = script.stat().st_size
+    say(f"Serialized model quantized+{cfg.quant.compressor}: {exported.model_bytes} bytes")
+    say(f"Code size: {code} bytes")
+    say(f"Total submission size quantized+{cfg.quant.compressor}: {exported.model_bytes + code} bytes")
+
+
+def score(cfg: StandaloneConfig, artifact: Path, val_files: list[Path], tokenizer: Path, val: TokenArray,
+          tables: Any, device: torch.device) -> None:
+    """golf/evaluate/scoring.py's evaluations and headline, each printed as the records print theirs; the last line
+    is the headline's, and the line before it gives the same numbers to full precision."""
+    amp = lambda: autocast(cfg.hardware, device)  # noqa: E731
+    start = time.perf_counter()
+    standard = evaluate_artifact(artifact, val_files, tokenizer, cfg.eval.seq_len, cfg.eval.batch_seqs, device,
+                                 max_tokens=cfg.eval.max_tokens or None, save_token_nll=cfg.eval.save_token_nll,
+                                 autocast=amp)
+    headline, label = said("quantized", standard.result, start), "quantized"
+    fresh_model = lambda: load_model(standard.artifact, device)  # noqa: E731
+    if cfg.eval.stride > 0:
+        start, label = time.perf_counter(), "quantized_sliding_window"
+        headline = said(label, evaluate_windows(fresh_model(), val, tables, plan_for(cfg.eval, len(val)),
+                                                cfg.eval.batch_seqs, device, amp, cfg.eval.save_token_nll), start)
+    if cfg.ttt.protocol != "none":
+        importlib.import_module(f"golf.evaluate.ttt.methods.{cfg.ttt.method}")  # registers it (no folder to scan)
+        say(f"ttt:start method={cfg.ttt.method} lr={cfg.ttt.lr} epochs={cfg.ttt.epochs} "
+            f"chunk_tokens={cfg.ttt.chunk_tokens}")
+        start, label = time.perf_counter(), "quantized_ttt"
+        headline = said(label, evaluate_model(fresh_model(), val, tables, cfg.eval, cfg.ttt, device, amp, say,
+                                              compile_model=cfg.hardware.compile).result, start)
+    say(f"{label}_exact val_loss:{headline.val_loss!r} val_bpb:{headline.val_bpb!r}")
+    say(f"{label} val_loss:{headline.val_loss:.8f} val_bpb:{headline.val_bpb:.8f}")
+
