@@ -5,6 +5,7 @@ gap, the compressors' bpb on the same bytes, the world size), into metrics.jsonl
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from golf.collectives import rank_world
@@ -13,12 +14,17 @@ from golf.evaluate.compressors import compressor_bpb
 from golf.job.artifact import ARTIFACT_NAME
 from golf.job.prepare import Job
 from golf.quant.code_size import ARTIFACT_LIMIT_BYTES, size_accounting
+from golf.submit.bundle import code_bytes_submission
 
 
 def record(job: Job, metrics: dict[str, Any]) -> dict[str, Any]:
     """`metrics` (training, export and scores) completed; the job's metrics.json content."""
     cfg = job.cfg
     metrics.update(size_accounting(metrics["model_bytes"], cfg.ttt), artifact_path=str(job.run.path / ARTIFACT_NAME))
+    if job.main:  # the challenge's count: the model plus the train_gpt.py golf.submit would ship (golf/submit/)
+        metrics["code_bytes_submission"] = code_bytes_submission(cfg, Path(cfg.data.shards_dir).name,
+                                                                 Path(cfg.data.tokenizer).name)
+        metrics["artifact_bytes_submission"] = metrics["model_bytes"] + metrics["code_bytes_submission"]
     metrics["status"] = status_of(metrics, cfg)
     metrics["quant_gap_bpb"] = metrics["quant_val_bpb"] - metrics["pre_quant_val_bpb"]
     if cfg.eval.compressor_baselines and job.main:

@@ -47,17 +47,15 @@ class F(A.MetaPathFinder,A.Loader):
   if M[m.__name__][0]:m.__path__=[]
   m.__file__=__file__
   exec(compile(M[m.__name__][1],"<"+m.__name__+">","exec"),m.__dict__)
-class T:
+sys.meta_path.insert(0,F())
+try:import tqdm
+except ImportError:M["tqdm"]=[0,"""class tqdm:
  def __init__(s,*a,**k):pass
  def __getattr__(s,n):return lambda *a,**k:None
  def __iter__(s):return iter(())
  def __enter__(s):return s
  def __exit__(s,*a):pass
- write=staticmethod(lambda *a,**k:None)
-sys.meta_path.insert(0,F())
-try:import tqdm
-except ImportError:
- q=type(sys)("tqdm");q.tqdm=T;sys.modules["tqdm"]=q
+ write=staticmethod(lambda *a,**k:None)"""]
 %(aliases)s
 import golf.submit.standalone_main as S
 if __name__=="__main__":S.main(P["run"],__file__)

@@ -1,14 +1,14 @@
-"""`python -m golf.submit RUN_OR_SWEEP_DIR [submit.KEY=VALUE ...]` (and `golf-submit`): write a records folder and say
+"""`python -m golf.submit RUN_OR_SWEEP_DIR [submit.KEY=VALUE ...]`: write a records folder and say
 where. Argparse with key=value settings, not Hydra, like golf.report: it reads finished runs and composes no run."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
 from golf.errors import GolfError
-from golf.report.command import _exit_with
 from golf.submit.folder import write_submission
 from golf.submit.settings import SubmitSettings, parse_settings
 
@@ -36,3 +36,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
           f"bytes ({doc['model_bytes_max']:,} model + {doc['code_bytes']:,} train_gpt.py)")
     print(f"wrote: {made.folder}")
     return 0
+
+
+def _exit_with(err: GolfError) -> None:
+    try:
+        from golf.cli import exit_with  # one paragraph on stderr, exit code 2: the same as every entry point
+    except ImportError:  # pragma: no cover - golf.cli needs hydra; the message must still come out
+        print(f"golf: {err}", file=sys.stderr)
+        sys.exit(GolfError.exit_code)
+    exit_with(err)
