@@ -23,7 +23,7 @@ from golf.data.config import DataConfig, data_problems
 from golf.errors import ConfigError
 from golf.evaluate.audit_config import AuditConfig, audit_problems
 from golf.evaluate.config import EvalConfig, eval_problems
-from golf.evaluate.ttt.config import TTTConfig, ttt_problems
+from golf.evaluate.ttt.config import TTTConfig, chunks_hold_rows, ttt_problems
 from golf.hardware_config import HardwareConfig, hardware_problems
 from golf.model.config import ModelConfig, model_problems
 from golf.optim.config import OptimConfig, optim_problems
@@ -195,7 +195,7 @@ def _validate_ttt(cfg: GolfConfig) -> None:
     layers = cfg.model.num_layers
     _require(0 <= ttt.freeze <= layers, "ttt.freeze", ttt.freeze,
              f"an integer in [0, model.num_layers={layers}] (the number of leading blocks kept frozen)")
-    if ttt.protocol != "none":
+    if ttt.protocol != "none" and chunks_hold_rows(ttt):
         _require(ttt.chunk_tokens >= cfg.eval.seq_len, "ttt.chunk_tokens", ttt.chunk_tokens,
                  f"at least eval.seq_len={cfg.eval.seq_len} (a chunk holds whole adaptation sequences)")
 

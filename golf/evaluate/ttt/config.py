@@ -24,7 +24,7 @@ Problem = tuple[str, Any, str]  # (key, value, what is allowed)
 class TTTConfig:
     name: str = "none"
     protocol: str = "none"  # score_first: score chunk c with weights adapted on chunks < c, then adapt on c
-    method: str = "full"  # a registered method: full | eb_adaptive | lora | error_guided (golf/evaluate/ttt/methods/)
+    method: str = "full"  # a registered method: full | eb_adaptive | lora | error_guided | doc_lora | phased_doc_lora
     optimizer: str = "sgd"
     lr: float = 0.002
     momentum: float = 0.9  # SGD momentum; AdamW's beta1
@@ -43,6 +43,21 @@ class TTTConfig:
     lora_rank: int = 8  # lora: rank of the per-document deltas
     lora_targets: list[str] = field(default_factory=lambda: ["attn", "mlp"])  # lora: attn and/or mlp
     error_top_frac: float = 0.1  # error_guided: the share of highest-loss tokens of a batch that the loss is put on
+    # doc_lora / phased_doc_lora (the records' per-document LoRA TTT; lr, momentum = AdamW's beta1, weight_decay,
+    # epochs = steps per chunk, chunk_tokens (may be < eval.seq_len), lora_rank and optimizer are the keys above)
+    doc_lora_targets: list[str] = field(default_factory=lambda: ["q", "k", "v", "o", "mlp", "head"])
+    lora_alpha: float = 0.0  # delta scale alpha / rank (T3: 144); 0 = unscaled, as the 2026-04-14 record
+    lora_warm_start_a: bool = False  # only B reset per document batch; A keeps what it learned (T3)
+    lora_beta2: float = 0.999  # AdamW's beta2 (T3: 0.99)
+    doc_batch: int = 64  # documents adapted side by side, one row each
+    doc_order: str = "length"  # length (the records': by length, longest batches first) | stream (validation order)
+    phases: list[int] = field(default_factory=list)  # phased_doc_lora: documents scored before each global SGD
+    global_lr: float = 0.001  # phased_doc_lora's global SGD (every parameter, on the documents scored so far)
+    global_momentum: float = 0.9
+    global_epochs: int = 1
+    global_chunk_tokens: int = 32768  # cosine lr over chunks of the scored documents' tokens
+    global_batch_seqs: int = 32  # sequences of eval.seq_len per step
+    global_grad_clip: float = 1.0  # 0 = off
 
 
 def ttt_problems(ttt: TTTConfig) -> list[Problem]:
@@ -69,3 +84,11 @@ def ttt_problems(ttt: TTTConfig) -> list[Problem]:
     for name in method.names():
         p += method.get(name).problems(ttt)
     return p
+
+
+def chunks_hold_rows(ttt: TTTConfig) -> bool:
+    """Whether the method adapts on rows of eval.seq_len cut from each chunk (so chunks must hold at least one);
+    a method that runs documents itself reads windows of its own and takes chunks of any length."""
+    from golf.evaluate.ttt import method
+
+    return not method.get(ttt.method).runs_documents if ttt.method in method.names() else True

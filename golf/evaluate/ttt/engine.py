@@ -165,6 +165,11 @@ def run_ttt(model: nn.Module, val: TokenArray, tables: ByteTables, windows: list
         raise ValueError(f"run_ttt needs ttt.protocol score_first or adapt_first, got {cfg.protocol!r}")
     if not windows:
         raise ValueError("run_ttt got no windows to score")
+    kind = get_method(cfg.method)
+    if kind.runs_documents:  # the method scores document by document in a loop of its own (score-first inside)
+        if cfg.protocol != "score_first":
+            raise ValueError(f"ttt.method={cfg.method} runs only under ttt.protocol=score_first")
+        return kind.run_documents(model, val, tables, windows, cfg, eval_cfg, device, autocast, log)
     start = time.perf_counter()
     say = log if rank_world()[0] == 0 else (lambda _line: None)
     illegal = cfg.protocol == "adapt_first"
@@ -172,7 +177,6 @@ def run_ttt(model: nn.Module, val: TokenArray, tables: ByteTables, windows: list
         say("!!! ILLEGAL: ttt.protocol=adapt_first trains on every chunk BEFORE scoring it (breaks C3). "
             "This number is NOT a valid score; it exists only to show the audit failing. !!!")
     initial_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-    kind = get_method(cfg.method)
     by_document = kind.follows_documents
     pieces = plan_pieces(windows, cfg.chunk_tokens, document_starts(val) if by_document else None)
     last = len(pieces) - 1
