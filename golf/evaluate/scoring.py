@@ -101,11 +101,13 @@ def score_artifact_file(cfg: GolfConfig, path: Path, data: PreparedData, device:
         log(f"audit skipped: it is single-process and this job runs {rank_world()[1]} ranks; run "
             "`python -m golf.audit artifact=RUN_DIR hardware=cpu` (or hardware=1xh100) for compliance.json")
     elif cfg.audit.enabled:
+        from golf.evaluate.audit_calibration import read_calibration
         from golf.evaluate.audit_checks import run_audit, verdict_table
 
         compliance = run_audit(fresh_model, val, tables, cfg.eval, cfg.ttt, cfg.audit, device, autocast,
                                model_bytes=path.stat().st_size, eval_time_s=eval_time, log=log,
-                               hardware=cfg.hardware.name)
+                               hardware=cfg.hardware.name, quant=standard.artifact.quant,
+                               calibration=read_calibration(path.parent))
         log(verdict_table(compliance))
         timing = compliance["checks"]["eval_time"]
         metrics.update(compliance=compliance, compliant=compliance["compliant"], audit_time_judged=timing["judged"],

@@ -14,6 +14,7 @@ from golf.atomic import atomic_write_json
 from golf.config import GolfConfig, to_plain_dict
 from golf.errors import ConfigError
 from golf.evaluate.artifact_eval import load_model
+from golf.evaluate.audit_calibration import read_calibration
 from golf.evaluate.audit_checks import run_audit, verdict_table
 from golf.hardware import autocast, setup_device
 from golf.job.artifact import artifact_file
@@ -56,7 +57,8 @@ def audit_artifact(cfg: GolfConfig, run: RunDir, tracker: WandbRun) -> dict[str,
     eval_time_s = scored_eval_time(path, cfg)
     record = run_audit(lambda: load_model(artifact, device), val, tables, cfg.eval, cfg.ttt, cfg.audit, device,
                        lambda: autocast(cfg.hardware, device), model_bytes=path.stat().st_size,
-                       eval_time_s=eval_time_s, log=run.log, hardware=cfg.hardware.name)
+                       eval_time_s=eval_time_s, log=run.log, hardware=cfg.hardware.name, quant=artifact.quant,
+                       calibration=read_calibration(path.parent))
     record.update(artifact_path=str(path), artifact_sha256=artifact.sha256)
     atomic_write_json(run.path / COMPLIANCE_NAME, record)
     run.log(verdict_table(record))

@@ -14,6 +14,7 @@ from golf.collectives import rank_world
 from golf.config import GolfConfig
 from golf.evaluate.bpb import EvalResult
 from golf.evaluate.windows import evaluate_standard
+from golf.job.calibrate import reserves_clock, training_clock
 from golf.job.prepare import Job
 from golf.logs import progress_allowed
 from golf.model.gpt import GPT, count_parameters
@@ -59,7 +60,12 @@ def train(job: Job, data_sha256: str) -> Trained:
     writer = {"run_dir": str(run.path), "wandb_run_id": tracker.run.id if tracker.run is not None else None}
     checkpointer = Checkpointer(checkpoint_dir(cfg, data_sha256), cfg.train.checkpoint_every,
                                 cfg.train.keep_checkpoints, run.log, meta=writer)
-    training = build_training(cfg, model, job.data.train_files, job.device, job.autocast, run.log,
+    clock = training_clock(cfg)
+    if reserves_clock(cfg):
+        run.log(f"GPTQ calibration reads training data: quant.gptq.reserve_s={cfg.quant.gptq.reserve_s:g}s of "
+                f"train.max_wallclock_s={cfg.train.max_wallclock_s:g} reserved, training stops at "
+                f"{clock.max_wallclock_s:g}s")
+    training = build_training(cfg, model, job.data.train_files, job.device, job.autocast, run.log, train=clock,
                               log_metrics=log_metrics, validate=validate,
                               show_progress=rank == 0 and progress_allowed(),
                               checkpointer=checkpointer if cfg.train.checkpoint_every > 0 else None)

@@ -14,6 +14,7 @@ from typing import Any
 from golf.collectives import barrier, broadcast_object
 from golf.config import GolfConfig
 from golf.job.artifact import ARTIFACT_NAME
+from golf.job.calibrate import write_record as write_calibration
 from golf.job.export import export
 from golf.job.prepare import Job, prepare, seed_everything, training_data_sha256
 from golf.job.record import record
@@ -34,6 +35,8 @@ def train_export_score(cfg: GolfConfig, run: RunDir, tracker: WandbRun) -> dict[
     else:
         metrics = train_and_export(job, data_sha256)
     metrics["data_sha256"] = data_sha256
+    if job.main:  # beside the artifact, where the audit looks (a reused artifact's record comes from the cache)
+        write_calibration(run.path, metrics.get("gptq_calibration"))
     barrier()  # the artifact is on disk before any rank loads it
     metrics["seed"] = cfg.seed
     if metrics["status"] != "ok":
@@ -48,7 +51,7 @@ def train_and_export(job: Job, data_sha256: str) -> dict[str, Any]:
     trained = train(job, data_sha256)
     if trained.metrics["status"] != "ok":
         return trained.metrics
-    trained.metrics.update(export(job, trained.model))
+    trained.metrics.update(export(job, trained.model, trained.metrics["train_time_s"]))
     if job.main:
         trained.checkpointer.clear()
     return trained.metrics
