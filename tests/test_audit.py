@@ -148,7 +148,7 @@ def test_a_plain_evaluation_passes_every_check(base, data, eval_cfg):
     record = audit(lambda: copy.deepcopy(base), data, eval_cfg, model_bytes=50_000)
     assert record["compliant"] and not record["illegal_protocol"] and not failed(record)
     assert set(record["checks"]) == {"protocol", "C1_causality", "C2_normalization", "C3_score_before_update",
-                                     "C4_single_pass", "artifact_bytes", "eval_time"}
+                                     "C4_single_pass", "artifact_bytes", "eval_time", "window_plan"}
     c1 = record["checks"]["C1_causality"]
     assert len(c1["cuts"]) == AUDIT.positions and c1["max_change"] == 0.0
     assert all(cut["max_change_after_t"] > 0 for cut in c1["cuts"])  # the perturbation does reach the model

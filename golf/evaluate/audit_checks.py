@@ -24,13 +24,11 @@ from torch import nn
 from golf.data.shards import TokenArray
 from golf.data.tokenizer import ByteTables
 from golf.errors import ConfigError
-from golf.evaluate.audit_calibration import check_calibration
 from golf.evaluate.audit_config import AuditConfig
 from golf.evaluate.config import EvalConfig
 from golf.evaluate.diagnostics import adaptation_size, loss_shares, memorization_gap
 from golf.evaluate.evaluation import Evaluation, evaluate_model, plan_for
 from golf.evaluate.ledger import ScoreLedger
-from golf.evaluate.audit_result import CheckResult
 from golf.evaluate.ttt.config import TTTConfig
 from golf.evaluate.windows import Window
 from golf.quant.code_size import ARTIFACT_LIMIT_BYTES, size_accounting
@@ -38,6 +36,16 @@ from golf.quant.code_size import ARTIFACT_LIMIT_BYTES, size_accounting
 SUM_TOLERANCE = 1e-5  # C2: |sum of probabilities - 1|
 NLL_TOLERANCE = 1e-4  # C2: |scorer NLL - recomputed NLL| in nats (fp32 logits; batches of another shape may differ)
 C2_BATCHES = 3  # C2: batches of the plan sampled (first, middle, last)
+
+
+@dataclass
+class CheckResult:
+    name: str
+    passed: bool
+    detail: dict  # measured values; always "reason", one short line for the verdict table
+
+    def as_dict(self) -> dict:
+        return {"passed": self.passed, **self.detail}
 
 
 @dataclass
@@ -310,12 +318,12 @@ def run_audit(
     eval_time_s: Optional[float] = None,
     log: Callable[[str], None] = print,
     hardware: str = CHALLENGE_HARDWARE,
-    quant: Optional[dict] = None,
-    calibration: Optional[dict] = None,
+    tokenizer: Optional[object] = None,
 ) -> dict:
     """The compliance record (compliance.json): every check run on the first audit.tokens validation tokens with
-    the scored run's eval and ttt settings; compliant only when every check that ran passed. `quant` (the artifact
-    header's) and `calibration` (calibration.json beside it) judge GPTQ calibration against the training clock."""
+    the scored run's eval and ttt settings; compliant only when every check that ran passed.
+    The frontier's checks follow (golf/evaluate/audit_documents.py): documents kept apart, the window plan, CaseOps
+    bytes (compared with the decoded text when `tokenizer`, the SentencePiece model, is given)."""
     start = time.perf_counter()
     eval_cfg = dataclasses.replace(eval_cfg, save_token_nll=True)
     tokens = val.read(0, min(audit_cfg.tokens, len(val)))
@@ -345,7 +353,8 @@ def run_audit(
         check_single_pass(evaluation, windows),
         check_artifact_size(model_bytes, ttt_cfg),
         check_eval_time(eval_time_s, reference.time_s, len(tokens), eval_cfg, audit_cfg, hardware),
-        check_calibration(quant, calibration) if quant is not None else None,
+        *document_checks(reference, rerun, tokens, counts, windows, eval_cfg, ttt_cfg, audit_cfg, vocab_size, device,
+                         make_model, tokenizer),
     ]
     checks = [c for c in checks if c is not None]
     warnings = slice_warnings(len(tokens), ttt_cfg)
@@ -409,3 +418,19 @@ def _mark(check: dict) -> str:
     if check.get("judged") is False:
         return "INFO"
     return "PASS" if check["passed"] else "FAIL"
+
+def document_checks(reference: AuditRun, rerun: Callable[[np.ndarray], AuditRun], tokens: np.ndarray,
+                    counts: Optional[np.ndarray], windows: Sequence[Window], eval_cfg: EvalConfig, ttt_cfg: TTTConfig,
+                    audit_cfg: AuditConfig, vocab_size: int, device: torch.device,
+                    make_model: Callable[[], nn.Module], tokenizer: Optional[object]) -> list[Optional[CheckResult]]:
+    """The checks of issue 19's rules, each None where it does not apply (imported here: they build on this
+    module's CheckResult and AuditRun)."""
+    from golf.evaluate import audit_documents as docs
+
+    return [
+        docs.check_document_independence(reference, rerun, tokens, windows, ttt_cfg, audit_cfg.positions,
+                                         audit_cfg.tolerance, vocab_size),
+        docs.check_bos_isolation(make_model(), tokens, eval_cfg.seq_len, vocab_size, device),
+        docs.check_window_plan(eval_cfg, len(tokens)),
+        docs.check_caseops_bytes(tokens, counts, reference.evaluation, windows, tokenizer),
+    ]
