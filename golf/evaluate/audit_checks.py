@@ -24,11 +24,13 @@ from torch import nn
 from golf.data.shards import TokenArray
 from golf.data.tokenizer import ByteTables
 from golf.errors import ConfigError
+from golf.evaluate.audit_calibration import check_calibration
 from golf.evaluate.audit_config import AuditConfig
 from golf.evaluate.config import EvalConfig
 from golf.evaluate.diagnostics import adaptation_size, loss_shares, memorization_gap
 from golf.evaluate.evaluation import Evaluation, evaluate_model, plan_for
 from golf.evaluate.ledger import ScoreLedger
+from golf.evaluate.audit_result import CheckResult
 from golf.evaluate.ttt.config import TTTConfig
 from golf.evaluate.windows import Window
 from golf.quant.code_size import ARTIFACT_LIMIT_BYTES, size_accounting
@@ -36,16 +38,6 @@ from golf.quant.code_size import ARTIFACT_LIMIT_BYTES, size_accounting
 SUM_TOLERANCE = 1e-5  # C2: |sum of probabilities - 1|
 NLL_TOLERANCE = 1e-4  # C2: |scorer NLL - recomputed NLL| in nats (fp32 logits; batches of another shape may differ)
 C2_BATCHES = 3  # C2: batches of the plan sampled (first, middle, last)
-
-
-@dataclass
-class CheckResult:
-    name: str
-    passed: bool
-    detail: dict  # measured values; always "reason", one short line for the verdict table
-
-    def as_dict(self) -> dict:
-        return {"passed": self.passed, **self.detail}
 
 
 @dataclass
@@ -318,10 +310,13 @@ def run_audit(
     eval_time_s: Optional[float] = None,
     log: Callable[[str], None] = print,
     hardware: str = CHALLENGE_HARDWARE,
+    quant: Optional[dict] = None,
+    calibration: Optional[dict] = None,
     tokenizer: Optional[object] = None,
 ) -> dict:
     """The compliance record (compliance.json): every check run on the first audit.tokens validation tokens with
-    the scored run's eval and ttt settings; compliant only when every check that ran passed.
+    the scored run's eval and ttt settings; compliant only when every check that ran passed. `quant` (the artifact
+    header's) and `calibration` (calibration.json beside it) judge GPTQ calibration against the training clock.
     The frontier's checks follow (golf/evaluate/audit_documents.py): documents kept apart, the window plan, CaseOps
     bytes (compared with the decoded text when `tokenizer`, the SentencePiece model, is given)."""
     start = time.perf_counter()
@@ -353,6 +348,7 @@ def run_audit(
         check_single_pass(evaluation, windows),
         check_artifact_size(model_bytes, ttt_cfg),
         check_eval_time(eval_time_s, reference.time_s, len(tokens), eval_cfg, audit_cfg, hardware),
+        check_calibration(quant, calibration) if quant is not None else None,
         *document_checks(reference, rerun, tokens, counts, windows, eval_cfg, ttt_cfg, audit_cfg, vocab_size, device,
                          make_model, tokenizer),
     ]
@@ -418,6 +414,7 @@ def _mark(check: dict) -> str:
     if check.get("judged") is False:
         return "INFO"
     return "PASS" if check["passed"] else "FAIL"
+
 
 def document_checks(reference: AuditRun, rerun: Callable[[np.ndarray], AuditRun], tokens: np.ndarray,
                     counts: Optional[np.ndarray], windows: Sequence[Window], eval_cfg: EvalConfig, ttt_cfg: TTTConfig,
