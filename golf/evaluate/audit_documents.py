@@ -29,7 +29,8 @@ from torch import nn
 
 from golf.data import caseops
 from golf.data.tokenizer import BOS_ID, caseops_operator_ids
-from golf.evaluate.audit_checks import AuditRun, CheckResult
+from golf.evaluate.audit_checks import AuditRun
+from golf.evaluate.audit_result import CheckResult
 from golf.evaluate.config import EvalConfig
 from golf.evaluate.evaluation import Evaluation, plan_for
 from golf.evaluate.ttt import method as ttt_methods
