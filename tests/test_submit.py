@@ -1,0 +1,175 @@
+"""golf.submit on fake finished runs (no training): the folder's files and numbers, and each refusal (exit 2, one
+paragraph naming the run and why); the minifier and the bundle's closure."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+import yaml
+
+from golf.cli import compose
+from golf.config import to_golf_config, to_plain_dict
+from golf.evaluate.ttt.method import names as ttt_methods
+from golf.submit.bundle import REPLACED, bundled_files
+from golf.submit.command import main
+from golf.submit.minify import minify
+
+FORBIDDEN = ("hydra", "omegaconf", "wandb", "scipy", "matplotlib", "filelock", "yaml", "golf.cli",
+             "golf.launch")
+
+
+def fake_run(path: Path, seed: int, val_bpb: float, overrides: tuple[str, ...] = (), compliant: bool | None = True,
+             model_bytes: int = 1_000_000, metrics_seed: int | None = None) -> Path:
+    path.mkdir(parents=True)
+    config = to_plain_dict(to_golf_config(compose(["model=tiny", "ttt=score_first", f"seed={seed}", *overrides])))
+    (path / "config.yaml").write_text(yaml.safe_dump(config))
+    metrics = {"status": "ok", "seed": seed if metrics_seed is None else metrics_seed, "val_bpb": val_bpb,
+               "val_loss": val_bpb * 2.5, "model_bytes": model_bytes, "steps": 10, "train_time_s": 3.0,
+               "eval_time_s": 1.0, "compliant": compliant}
+    (path / "metrics.json").write_text(json.dumps(metrics))
+    (path / "train.log").write_text(f"seed {seed}\n")
+    if compliant is not None:
+        checks = {name: {"passed": compliant, "reason": "r"} for name in
+                  ("C1_causality", "C2_normalization", "C3_score_before_update", "C4_single_pass")}
+        (path / "compliance.json").write_text(json.dumps({"compliant": compliant, "checks": checks}))
+    return path
+
+
+def submit(directory: Path, tmp_path: Path, *settings: str) -> Path:
+    assert main([str(directory), f"submit.root={tmp_path / 'out'}", "submit.date=2026-01-02", *settings]) == 0
+    return next((tmp_path / "out" / "records").glob("track_*/*"))
+
+
+def refused(capsys, directory: Path, tmp_path: Path, *settings: str) -> str:
+    with pytest.raises(SystemExit) as stop:
+        main([str(directory), f"submit.root={tmp_path / 'out'}", *settings])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("golf: ") and "Traceback" not in err
+    return err
+
+
+def test_a_sweep_of_seeds_becomes_one_records_folder(tmp_path):
+    sweep = tmp_path / "sweep"
+    bpbs = {1: 1.2, 2: 1.21, 3: 1.19}
+    for seed, bpb in bpbs.items():
+        fake_run(sweep / str(seed), seed, bpb)
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(json.dumps({"val_bpb": 1.3, "seed_results": {"1": {"val_bpb": 1.3}, "2": {"val_bpb": 1.31},
+                                                                      "3": {"val_bpb": 1.29}}}))
+    folder = submit(sweep, tmp_path, "submit.name=three", f"submit.baseline={baseline}")
+    assert folder.name == "2026-01-02_three" and folder.parent.name == "track_10min_16mb"
+    doc = json.loads((folder / "submission.json").read_text())
+    code = (folder / "train_gpt.py").stat().st_size
+    assert doc["seeds"] == [1, 2, 3] and doc["val_bpb"] == pytest.approx(statistics.fmean(bpbs.values()))
+    assert doc["val_bpb_std"] == pytest.approx(statistics.stdev(bpbs.values()))
+    assert doc["code_bytes"] == code and doc["bytes_total"] == 1_000_000 + code
+    assert doc["compliance"]["audit_compliant"] and doc["compliance"]["three_seeds"]
+    assert not doc["compliance"]["train_under_600s"]  # not on 8xh100: no claim about the track's budget
+    assert doc["delta_vs_baseline_bpb"] == pytest.approx(1.2 - 1.3) and doc["p_value"] < 0.01
+    assert "model.num_layers=4" in doc["technique_summary"]  # tiny vs the baseline's 9 layers
+    text = (folder / "README.md").read_text()
+    for section in ("## Results", "## Recipe", "## Artifact size", "## Timing", "## Compliance audit",
+                    "## Legality (Issue #1017's four conditions)", "## Reproducing"):
+        assert section in text
+    assert "| `model.num_layers` | `4` |" in text and "C3, score before update" in text
+    for seed in bpbs:
+        assert (folder / f"train_seed{seed}.log").read_text() == f"seed {seed}\n"
+        assert json.loads((folder / f"compliance_seed{seed}.json").read_text())["compliant"] is True
+
+
+def test_a_non_compliant_run_is_refused(tmp_path, capsys):
+    run = fake_run(tmp_path / "run", 1, 1.2, compliant=False)
+    err = refused(capsys, run, tmp_path)
+    assert str(run) in err and "not compliant" in err and "C1_causality" in err
+
+
+def test_a_run_without_an_audit_is_refused(tmp_path, capsys):
+    run = fake_run(tmp_path / "run", 1, 1.2, compliant=None)
+    assert "audit.enabled=true" in refused(capsys, run, tmp_path)
+
+
+def test_a_run_whose_seed_disagrees_with_its_config_is_refused(tmp_path, capsys):
+    run = fake_run(tmp_path / "run", 1, 1.2, metrics_seed=2)
+    err = refused(capsys, run, tmp_path)
+    assert "seed 2" in err and "seed 1" in err
+
+
+def test_a_run_over_the_budget_is_refused(tmp_path, capsys):
+    run = fake_run(tmp_path / "run", 1, 1.2, model_bytes=15_990_000)
+    err = refused(capsys, run, tmp_path)
+    assert "over the budget" in err and "16,000,000" in err
+
+
+def test_a_sweep_mixing_configs_is_refused(tmp_path, capsys):
+    fake_run(tmp_path / "sweep" / "0", 1, 1.2)
+    fake_run(tmp_path / "sweep" / "1", 2, 1.2, overrides=("ttt.lr=0.5",))
+    err = refused(capsys, tmp_path / "sweep", tmp_path)
+    assert "differ in more than the seed" in err and "ttt.lr" in err
+
+
+def test_a_seed_twice_and_a_bad_setting_are_refused(tmp_path, capsys):
+    fake_run(tmp_path / "sweep" / "0", 1, 1.2)
+    fake_run(tmp_path / "sweep" / "1", 1, 1.3)
+    assert "both ran seed 1" in refused(capsys, tmp_path / "sweep", tmp_path)
+    assert "submit.track" in refused(capsys, tmp_path / "sweep", tmp_path, "submit.track=fast")
+    assert "not a golf.submit setting" in refused(capsys, tmp_path / "sweep", tmp_path, "track=x")
+
+
+def test_an_existing_folder_is_never_written_over(tmp_path, capsys):
+    run = fake_run(tmp_path / "run", 1, 1.2)
+    submit(run, tmp_path)
+    assert "already holds files" in refused(capsys, run, tmp_path, "submit.date=2026-01-02")
+
+
+def test_minify_keeps_behaviour_and_dataclass_fields():
+    source = '''
+"""Module docstring."""
+from dataclasses import dataclass
+
+
+@dataclass
+class Point:
+    """A point."""
+    x: int = 1  # a comment
+    y: float = 2.0
+
+
+def scaled(p: Point, k: float = 2.0) -> float:
+    """Docstring only?"""
+    total: float = (p.x + p.y) * k  # local annotation
+    label: str
+    return total
+
+
+def empty():
+    """Nothing else."""
+'''
+    small = minify(source)
+    assert not any(text in small for text in ("Module docstring", "A point.", "Nothing else.", "#"))
+    assert "-> float" not in small and "label" not in small
+    assert len(small) < len(source) / 2
+    namespace: dict = {}
+    exec(compile(small, "<small>", "exec"), namespace)
+    assert [f.name for f in dataclasses.fields(namespace["Point"])] == ["x", "y"]
+    assert namespace["scaled"](namespace["Point"](3, 1.5), 2.0) == 9.0 and namespace["empty"]() is None
+
+
+@pytest.mark.parametrize("method", [None, *ttt_methods()])
+def test_the_bundle_imports_nothing_the_challenges_environment_lacks(method):
+    """Every embedded module, with every TTT method: no Hydra, omegaconf, W&B, SciPy, ... (golf.config is replaced
+    by the plain config module)."""
+    files = bundled_files(method)
+    assert "golf/submit/standalone_main.py" in files and not set(REPLACED) & set(files)
+    for file in files:
+        tree = ast.parse(Path(file).read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            bad = [n for n in names if any(n == f or n.startswith(f + ".") for f in FORBIDDEN)]
+            assert not bad, f"{file} imports {bad}"
