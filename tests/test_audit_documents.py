@@ -222,3 +222,20 @@ def test_operators_that_bill_bytes_fail(caseops_data):
 def test_no_sidecar_no_check():
     model = randomized_model(ModelConfig(num_layers=1, model_dim=32, num_heads=2, num_kv_heads=1), V)
     assert "caseops_bytes" not in audit(model)["checks"]
+
+
+def test_a_claim_that_depends_on_the_settings_is_read_with_them(monkeypatch):
+    from golf.evaluate.audit_documents import claims_document_independence
+
+    class _Conditional(_Frozen):
+        name = "audit_test_conditional"
+
+        @classmethod
+        def claims_independence(cls, cfg):
+            return not cfg.lora_warm_start_a
+
+    ttt_methods.names()
+    monkeypatch.setitem(ttt_methods.REGISTRY, _Conditional.name, _Conditional)
+    cfg = replace(TTT, method=_Conditional.name)
+    assert claims_document_independence(cfg) and not claims_document_independence(replace(cfg, lora_warm_start_a=True))
+    assert not claims_document_independence(replace(cfg, protocol="none"))

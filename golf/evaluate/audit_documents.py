@@ -44,9 +44,11 @@ def claims_document_independence(ttt_cfg: TTTConfig) -> bool:
     if ttt_cfg.protocol == "none":
         return False
     try:
-        return bool(getattr(ttt_methods.get(ttt_cfg.method), "document_independent", False))
+        method = ttt_methods.get(ttt_cfg.method)
     except ValueError:
         return False
+    claims = getattr(method, "claims_independence", None)  # a claim that depends on the settings (doc_lora's warm A)
+    return bool(claims(ttt_cfg)) if callable(claims) else bool(getattr(method, "document_independent", False))
 
 
 def rewrite_before(tokens: np.ndarray, b: int, vocab_size: int) -> np.ndarray:
