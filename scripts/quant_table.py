@@ -5,13 +5,15 @@
     python scripts/quant_table.py outputs/runs/<run> --set quant.passthrough_numel=4096   # quantize small matrices too
 
 For every scheme: artifact bytes (model + code) against the limit, bits per weight, quant_val_bpb and the gap to the
-unquantized weights, export and reload time. Prints a Markdown table and writes quant_table.json into the run
+unquantized weights, calibration (GPTQ schemes: Hessians from the run's training batches, as golf.train collects
+them), export and reload time. Prints a Markdown table and writes quant_table.json into the run
 directory. A benchmark, not a test: every number is measured on this machine in this run.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import tempfile
@@ -26,11 +28,14 @@ from omegaconf import OmegaConf
 from golf.cli import compose
 from golf.config import to_golf_config
 from golf.data.prepare import ensure_prepared
-from golf.evaluate.artifact_eval import evaluate_artifact
+from golf.evaluate.artifact_eval import evaluate_artifact, load_model
 from golf.job import ARTIFACT_NAME
+from golf.job.calibrate import calibrate
 from golf.model.gpt import ModelConfig
 from golf.quant.artifact import export_artifact, load_artifact, write_artifact
 from golf.quant.code_size import ARTIFACT_LIMIT_BYTES, size_accounting
+from golf.quant.config import HESSIAN_ENCODERS
+from golf.quant.encoders import ExportContext
 
 
 def main() -> int:
@@ -62,8 +67,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for scheme in args.schemes.split(","):
             quant = to_golf_config(compose([f"quant={scheme}", *args.set])).quant
+            context, calibration_s = ExportContext(), 0.0
+            if quant.encoder in HESSIAN_ENCODERS:  # GPTQ: Hessians from the run's training batches, as golf.train
+                calibration = calibrate(dataclasses.replace(cfg, quant=quant), load_model(source, device),
+                                        data.train_files, device, 0.0, log=lambda _: None)
+                context, calibration_s = ExportContext(hessians=calibration.hessians), calibration.record["time_s"]
             start = time.perf_counter()
-            exported = export_artifact(source.state_dict, model_config, source.vocab_size, quant)
+            exported = export_artifact(source.state_dict, model_config, source.vocab_size, quant, context)
             path = Path(tmp) / f"{scheme}.golf"
             write_artifact(path, exported)
             export_s = time.perf_counter() - start
@@ -76,15 +86,15 @@ def main() -> int:
                          "fits": size["artifact_bytes"] <= ARTIFACT_LIMIT_BYTES,
                          "bits_per_weight": exported.bits_per_weight, "quant_val_bpb": bpb,
                          "quant_gap_bpb": bpb - reference if reference is not None else None,
-                         "export_s": export_s, "load_s": score.load_time_s, "eval_tokens": score.result.tokens,
+                         "calibration_s": calibration_s, "export_s": export_s, "load_s": score.load_time_s, "eval_tokens": score.result.tokens,
                          "categories": exported.category_stats})
     print(f"{args.run_dir.name}: model {cfg.model.name}, {score.result.tokens:,} validation tokens\n")
-    print("| scheme | artifact bytes | fits | bits/weight | quant_val_bpb | gap | export s | load s |")
-    print("|---|---:|---|---:|---:|---:|---:|---:|")
+    print("| scheme | artifact bytes | fits | bits/weight | quant_val_bpb | gap | calibration s | export s | load s |")
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         gap = f"{r['quant_gap_bpb']:+.4f}" if r["quant_gap_bpb"] is not None else "n/a"
         print(f"| {r['scheme']} | {r['artifact_bytes']:,} | {'yes' if r['fits'] else 'NO'} | {r['bits_per_weight']:.3f} "
-              f"| {r['quant_val_bpb']:.4f} | {gap} | {r['export_s']:.1f} | {r['load_s']:.2f} |")
+              f"| {r['quant_val_bpb']:.4f} | {gap} | {r['calibration_s']:.1f} | {r['export_s']:.1f} | {r['load_s']:.2f} |")
     (args.run_dir / "quant_table.json").write_text(json.dumps(rows, indent=2))
     return 0
 
