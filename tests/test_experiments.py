@@ -32,6 +32,15 @@ TINY_MODEL = {
 }
 
 
+# Each record's TTT shrunk to the tiny run: T3's phased per-document LoRA TTT on a few short documents
+TINY_TTT = {
+    "record_0323": ["ttt.chunk_tokens=2048", "ttt.batch_seqs=4"],
+    "record_0409": ["ttt.chunk_tokens=2048", "ttt.batch_seqs=4"],
+    "record_0427": ["ttt.chunk_tokens=32", "ttt.doc_batch=2", "ttt.lora_rank=4", "ttt.phases=[2,4]",
+                    "ttt.global_chunk_tokens=256", "ttt.global_batch_seqs=1"],
+}
+
+
 def compose_experiment(name: str, *overrides: str) -> GolfConfig:
     return to_golf_config(compose([f"experiment={name}", "data.path=/some/where/datasets/x", *overrides]))
 
@@ -57,7 +66,14 @@ def test_the_records_schedules_and_exports_differ_where_the_records_do() -> None
     assert t1.quant.compressor == "lzma" and t1.quant.qat.enabled
     assert t2.quant.compressor == t3.quant.compressor == "brotli"
     assert t3.data.transform == "caseops" and t3.quant.bits.embed == 7
-    assert (t1.ttt.lr, t2.ttt.lr, t3.ttt.lr) == (0.002, 0.005, 0.001)
+    assert (t1.ttt.lr, t2.ttt.lr) == (0.002, 0.005) and t1.ttt.method == t2.ttt.method == "full"
+    # T3: phased TTT with per-document LoRA, its run command's and script's values
+    assert t3.ttt.method == "phased_doc_lora" and t3.ttt.phases == [833, 1666, 2500]
+    assert (t3.ttt.lora_rank, t3.ttt.lora_alpha, t3.ttt.lora_warm_start_a, t3.ttt.lr) == (80, 144, True, 1e-4)
+    assert (t3.ttt.momentum, t3.ttt.lora_beta2, t3.ttt.weight_decay) == (0.0, 0.99, 0.5)
+    assert (t3.ttt.chunk_tokens, t3.ttt.doc_batch, t3.ttt.epochs) == (48, 64, 1) and t3.eval.seq_len == 2048
+    assert (t3.ttt.global_lr, t3.ttt.global_momentum, t3.ttt.global_epochs, t3.ttt.global_chunk_tokens) == \
+        (0.001, 0.9, 1, 32768)
 
 
 @pytest.mark.parametrize("name, vocab, logged", RECORDS)
@@ -84,7 +100,7 @@ def test_experiment_runs_shrunk_end_to_end_on_cpu(name: str, text_corpus, tmp_pa
         "model.value_embed_dim=16", "model.bigram_buckets=64", "model.bigram_dim=16", *TINY_MODEL[name],
         "train.iterations=3", "train.batch_tokens=2048", "train.seq_len=128", "train.max_wallclock_s=0",
         "train.priming_steps=1", "train.val_every=0", "train.reuse=false",
-        "eval.max_tokens=4097", "eval.batch_seqs=8", "ttt.chunk_tokens=2048", "ttt.batch_seqs=4",
+        "eval.max_tokens=4097", "eval.batch_seqs=8", *TINY_TTT[name],
         "quant.passthrough_numel=1024",  # quantize (and for T1 fake-quantize) the tiny matrices too
     ]))
     metrics = run_job(cfg, tmp_path / "run", overrides=[])
@@ -94,5 +110,9 @@ def test_experiment_runs_shrunk_end_to_end_on_cpu(name: str, text_corpus, tmp_pa
         assert metrics["gptq_calibration"]["source"] == "train" and metrics["gptq_calibration"]["hessians"] > 0
     assert metrics["steps"] == 3
     # the headline is the score-first TTT over the sliding windows, on the exported artifact
-    assert "sliding_val_bpb" in metrics and metrics["ttt_chunks"] == math.ceil(metrics["eval_tokens"] / cfg.ttt.chunk_tokens) >= 2
+    assert "sliding_val_bpb" in metrics
+    if cfg.ttt.method == "phased_doc_lora":  # one record per batch of documents, every target scored
+        assert metrics["ttt_chunks"] >= 2 and metrics["eval_tokens"] == 4096
+    else:
+        assert metrics["ttt_chunks"] == math.ceil(metrics["eval_tokens"] / cfg.ttt.chunk_tokens) >= 2
     assert metrics["val_bpb"] == metrics["ttt_val_bpb"] and math.isfinite(metrics["val_bpb"])
