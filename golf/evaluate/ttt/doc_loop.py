@@ -144,6 +144,7 @@ def run_documents(model: nn.Module, val: TokenArray, tables: ByteTables, windows
         + (f", phases at {boundaries} documents" if boundaries else ""))
     initial_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     ledger, scores = ScoreLedger(len(val)), Scores(first, end)
+    scoring_windows: Optional[list[Window]] = [] if eval_cfg.save_token_nll else None
     was_training = model.training
     saved_flags = [(p, p.requires_grad) for p in model.parameters()]
     for p in model.parameters():
@@ -178,6 +179,8 @@ def run_documents(model: nn.Module, val: TokenArray, tables: ByteTables, windows
                     w = chunk_window(doc, ci, cfg.chunk_tokens, eval_cfg.seq_len)
                     lo = w.start + 1 + w.offset
                     ledger.record_scores(lo, lo + w.scored)
+                    if scoring_windows is not None:
+                        scoring_windows.append(Window(w.start, w.length, w.offset))
                     if ci < n - 1 and cfg.epochs > 0:
                         ledger.record_training(lo, lo + w.scored)
                         adapted_tokens += w.scored * cfg.epochs
@@ -218,4 +221,5 @@ def run_documents(model: nn.Module, val: TokenArray, tables: ByteTables, windows
     records = [batch_record(i, batch, phase, seconds, nll, nbytes, first, cfg.lr) for i, batch, phase, seconds in ran]
     say(f"ttt done: val_bpb {result.val_bpb:.5f} over {result.tokens} targets, {len(documents)} documents, "
         f"{len(boundaries)} phases, {adapted_tokens} adapted tokens, total {time_s:.1f}s")
-    return TTTResult(result, ledger, records, time_s, score_s, global_s, adapted_tokens, initial_state, False)
+    return TTTResult(result, ledger, records, time_s, score_s, global_s, adapted_tokens, initial_state, False,
+                     scoring_windows)

@@ -29,7 +29,7 @@ import contextlib
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -63,6 +63,9 @@ class TTTResult:
     adapted_tokens: int  # target tokens trained on, summed over epochs
     initial_state: dict[str, torch.Tensor] = field(repr=False)  # CPU copies of the state_dict before adaptation
     illegal: bool  # protocol adapt_first
+    # a method that scores with windows of its own (per-document TTT): each scoring's window, for the audit's C2
+    # (kept when eval.save_token_nll); None: the plan's windows
+    scoring_windows: Optional[list[Window]] = field(default=None, repr=False)
 
 
 def rank_rows(n: int) -> range:
