@@ -38,6 +38,7 @@ from golf.evaluate.ttt.config import TTTConfig
 from golf.evaluate.windows import Window
 
 FIRST_TEXT_ID = 4  # ids below are pad, BOS, EOS, unk: a rewritten token never becomes one of them
+CASEOPS_TEXT_TOLERANCE = 0.01  # caseops_bytes: |billed - decoded text| over whole documents, relative
 
 
 def claims_document_independence(ttt_cfg: TTTConfig) -> bool:
@@ -211,29 +212,32 @@ def check_caseops_bytes(tokens: np.ndarray, counts: Optional[np.ndarray], evalua
     if billed != sidecar_bytes:
         problems.append(f"the evaluation billed {billed:,} bytes, the sidecar holds {sidecar_bytes:,} for its targets")
     documents = differing = 0
-    first_differing = None
+    billed_docs = text_docs = 0
     if tokenizer is not None:
         bos = np.flatnonzero(tokens == BOS_ID)
         for a, b in zip(bos[:-1], bos[1:]):  # whole documents only: the slice may cut the last one
             documents += 1
             try:
-                text = caseops.decode(tokenizer.decode(tokens[a + 1:b].tolist()))
-                expected = len(text.encode("utf-8"))
+                expected = len(caseops.decode(tokenizer.decode(tokens[a + 1:b].tolist())).encode("utf-8"))
             except (caseops.CaseOpsError, ValueError):
-                expected = -1
-            if int(counts[a:b].sum()) != expected:
-                differing += 1
-                if first_differing is None:
-                    first_differing = (int(a), int(counts[a:b].sum()), expected)
-        if differing:
-            a, got, want = first_differing
-            problems.append(f"{differing} of {documents} documents bill other than their text's bytes (the one at "
-                            f"{a}: {got} billed, {want} in its text)")
+                expected = 0
+            got = int(counts[a:b].sum())
+            differing += got != expected
+            billed_docs, text_docs = billed_docs + got, text_docs + expected
+        # The text decoded from tokens is the tokenizer-normalized one (nmt_nfkc folds whitespace runs), so a
+        # document may honestly bill a few bytes more than it decodes to; judged is the total, within
+        # CASEOPS_TEXT_TOLERANCE (an estimate: FineWeb's whitespace runs are well under 1% of its bytes).
+        drift = abs(billed_docs - text_docs) / max(text_docs, 1)
+        if drift > CASEOPS_TEXT_TOLERANCE:
+            problems.append(f"whole documents bill {billed_docs:,} bytes, their decoded text holds {text_docs:,} "
+                            f"({drift:.1%} apart, more than the {CASEOPS_TEXT_TOLERANCE:.0%} normalization allows)")
     passed = not problems
     reason = problems[0] if problems else (
         f"{billed:,} bytes billed, as the sidecar says; BOS and operators 0"
-        + (f"; {documents} whole documents bill exactly their original text" if tokenizer is not None else
+        + (f"; {documents} whole documents bill {billed_docs:,} bytes, their decoded text {text_docs:,} "
+           f"({documents - differing} exactly)" if tokenizer is not None else
            " (no tokenizer given: documents not compared with their text)"))
     return CheckResult("caseops_bytes", passed, {
         "reason": reason, "billed_bytes": billed, "sidecar_bytes": sidecar_bytes, "special_bytes": billed_specials,
-        "documents_compared": documents, "documents_differing": differing})
+        "documents_compared": documents, "documents_differing": differing, "documents_billed_bytes": billed_docs,
+        "documents_text_bytes": text_docs})

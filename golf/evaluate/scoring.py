@@ -50,8 +50,8 @@ def score_artifact_file(cfg: GolfConfig, path: Path, data: PreparedData, device:
     }
     headline, eval_time = result, result.time_s
     token_result = result
-    tables = byte_tables(load_tokenizer(data.tokenizer_path, expected_vocab_size=standard.artifact.vocab_size),
-                         standard.artifact.vocab_size)
+    tokenizer = load_tokenizer(data.tokenizer_path, expected_vocab_size=standard.artifact.vocab_size)
+    tables = byte_tables(tokenizer, standard.artifact.vocab_size)
     val = TokenArray.from_files(data.val_files, max_tokens=cfg.eval.max_tokens or None)
     windows = plan_for(cfg.eval, len(val))
     fresh_model = lambda: load_model(standard.artifact, device)  # noqa: E731
@@ -107,7 +107,7 @@ def score_artifact_file(cfg: GolfConfig, path: Path, data: PreparedData, device:
         compliance = run_audit(fresh_model, val, tables, cfg.eval, cfg.ttt, cfg.audit, device, autocast,
                                model_bytes=path.stat().st_size, eval_time_s=eval_time, log=log,
                                hardware=cfg.hardware.name, quant=standard.artifact.quant,
-                               calibration=read_calibration(path.parent))
+                               calibration=read_calibration(path.parent), tokenizer=tokenizer)
         log(verdict_table(compliance))
         timing = compliance["checks"]["eval_time"]
         metrics.update(compliance=compliance, compliant=compliance["compliant"], audit_time_judged=timing["judged"],

@@ -53,12 +53,12 @@ def audit_artifact(cfg: GolfConfig, run: RunDir, tracker: WandbRun) -> dict[str,
     if artifact.vocab_size != cfg.data.vocab_size:
         raise ConfigError("data.vocab_size", f"is {cfg.data.vocab_size} but the artifact {path} was trained with a "
                           f"vocabulary of {artifact.vocab_size}; set data.vocab_size={artifact.vocab_size}")
-    _, _, tables, val = load_data(cfg, run.log)
+    _, tokenizer, tables, val = load_data(cfg, run.log)
     eval_time_s = scored_eval_time(path, cfg)
     record = run_audit(lambda: load_model(artifact, device), val, tables, cfg.eval, cfg.ttt, cfg.audit, device,
                        lambda: autocast(cfg.hardware, device), model_bytes=path.stat().st_size,
                        eval_time_s=eval_time_s, log=run.log, hardware=cfg.hardware.name, quant=artifact.quant,
-                       calibration=read_calibration(path.parent))
+                       calibration=read_calibration(path.parent), tokenizer=tokenizer)
     record.update(artifact_path=str(path), artifact_sha256=artifact.sha256)
     atomic_write_json(run.path / COMPLIANCE_NAME, record)
     run.log(verdict_table(record))
