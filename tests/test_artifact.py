@@ -1,4 +1,5 @@
-"""The artifact file: round trips of a real GPT state dict, determinism, size breakdown, and refusal of bad files."""
+"""The artifact file: round trips of a real GPT state dict, determinism, size breakdown, the version-2 layout,
+version-1 files still read, and refusal of bad files."""
 
 from __future__ import annotations
 
@@ -10,15 +11,19 @@ import struct
 import zlib
 from pathlib import Path
 
+import brotli
 import pytest
 import torch
 
 from golf.model.gpt import GPT, ModelConfig
 from golf.quant.artifact import (
-    MAGIC, ArtifactError, artifact_sha256, decode_artifact, export_artifact, load_artifact, write_artifact,
+    MAGIC, MAGIC_V1, ArtifactError, artifact_sha256, decode_artifact, export_artifact, load_artifact, write_artifact,
 )
 from golf.quant.config import QuantBits, QuantConfig
 from golf.quant.quantize import clip_and_scale_rows, plan_encoding
+from v1_fixture import V1_CONFIG, v1_state
+
+V1_FILE = Path(__file__).parent / "data" / "artifact_v1.golf"
 
 VOCAB = 1024
 SCHEMES = {
@@ -113,14 +118,59 @@ def test_size_breakdown(model_and_state) -> None:
 def test_header_layout(model_and_state) -> None:
     cfg, state = model_and_state
     data = export(state, cfg, SCHEMES["int8_zlib9"]).data
-    assert data[:8] == MAGIC
-    (length,) = struct.unpack_from("<Q", data, 8)
-    text = data[16:16 + length].decode("ascii")
+    assert data[:8] == MAGIC == b"GOLFART\x02"
+    packed, length = struct.unpack_from("<II", data, 8)
+    text = brotli.decompress(data[16:16 + packed]).decode("ascii")
+    assert len(text) == length
     header = json.loads(text)
     assert text == json.dumps(header, sort_keys=True, separators=(",", ":"))
     assert (header["format"], header["version"], header["compressor"], header["level"]) == \
-        ("golf-artifact", 1, "zlib", 9)
-    assert zlib.decompress(data[16 + length:]).__len__() == header["payload_bytes"]
+        ("golf-artifact", 2, "zlib", 9)
+    (stream,) = header["streams"]
+    assert stream == {"name": "payload", "compressor": "zlib", "level": 9, "raw_bytes": header["payload_bytes"],
+                      "compressed_bytes": len(data) - 16 - packed}
+    payload = zlib.decompress(data[16 + packed:])
+    assert artifact_sha256(payload) == header["payload_sha256"]
+
+
+def test_the_payload_puts_codes_then_scales_then_floats(model_and_state) -> None:
+    cfg, state = model_and_state
+    quant = QuantConfig(bits=QuantBits(embed=8, attn=6, mlp=6, other=16), passthrough_numel=20000, compressor="zlib",
+                        level=1)  # attention matrices in fp16, MLP int6, control tensors fp32
+    entries = export(state, cfg, quant).tensors
+    ints = [e for e in entries if e["encoding"] == "int"]
+    floats = {kind: [e for e in entries if e["encoding"] == kind] for kind in ("fp16", "fp32")}
+    assert ints and floats["fp16"] and floats["fp32"]
+    last_code = max(e["offset"] + e["nbytes"] for e in ints)
+    assert last_code <= min(e["scale_offset"] for e in ints)  # every code before every scale
+    assert max(e["scale_offset"] + e["scale_nbytes"] for e in ints) <= min(e["offset"] for e in floats["fp16"])
+    assert max(e["offset"] + e["nbytes"] for e in floats["fp16"]) <= min(e["offset"] for e in floats["fp32"])
+    assert [e["name"] for e in sorted(ints, key=lambda e: e["offset"])] == [e["name"] for e in ints]  # dict order
+    assert not any(e["transposed"] or e["perm_nbytes"] for e in entries)  # only pergroup reorders
+
+
+def test_the_header_is_compressed_and_smaller_than_version_1s(model_and_state) -> None:
+    cfg, state = model_and_state
+    data = export(state, cfg, SCHEMES["int8_zlib9"]).data
+    packed, length = struct.unpack_from("<II", data, 8)
+    assert packed * 4 < length  # JSON of the same few keys for every tensor: brotli takes out most of it
+
+
+def test_a_version_1_file_still_loads_to_the_same_weights(tmp_path: Path) -> None:
+    assert V1_FILE.read_bytes()[:8] == MAGIC_V1
+    old = load_artifact(V1_FILE)
+    assert old.header["version"] == 1 and old.quant["name"] == V1_CONFIG.name
+    now = decode_artifact(export_artifact(v1_state(), {"name": "v1-fixture"}, VOCAB, V1_CONFIG).data)
+    assert now.header["version"] == 2
+    assert list(old.state_dict) == list(now.state_dict) == list(v1_state())
+    for name, tensor in now.state_dict.items():
+        assert torch.equal(old.state_dict[name], tensor), name
+    encodings = {e["name"]: e["encoding"] for e in old.header["tensors"]}
+    assert set(encodings.values()) == {"int", "fp16", "fp32"}
+    truncated = tmp_path / "old.golf"
+    truncated.write_bytes(V1_FILE.read_bytes()[:-3])
+    with pytest.raises(ArtifactError, match=re.escape(str(truncated)) + ".*truncated"):
+        load_artifact(truncated)
 
 
 def test_non_float_tensors_are_stored_exactly() -> None:
@@ -150,7 +200,7 @@ def good_bytes(model_and_state) -> bytes:
 
 
 def header_end(data: bytes) -> int:
-    return 16 + struct.unpack_from("<Q", data, 8)[0]
+    return 16 + struct.unpack_from("<I", data, 8)[0]
 
 
 def refusal(tmp_path: Path, data: bytes) -> str:
@@ -202,23 +252,44 @@ def test_every_compressor_refuses_cuts_and_trailing_bytes(tmp_path: Path, compre
     message = refusal(tmp_path, data[:-1])
     assert names_file_and_reason(message, tmp_path, "truncated"), message
     message = refusal(tmp_path, data + b"\0")
-    assert names_file_and_reason(message, tmp_path, "extra bytes"), message
+    assert names_file_and_reason(message, tmp_path, "extended"), message
+    header = good_header(data)  # a stream that really is cut or followed by a byte, its sizes declared to match
+    stream = header["streams"][0]
+    packed = data[header_end(data):]
+    for blob in (packed[:-1], packed + b"\0"):
+        bad = framed({**header, "streams": [dict(stream, compressed_bytes=len(blob))]}, blob)
+        message = refusal(tmp_path, bad)
+        assert names_file_and_reason(message, tmp_path, "truncated|extra bytes"), message
 
 
 def test_wrong_magic(tmp_path: Path, good_bytes: bytes) -> None:
-    message = refusal(tmp_path, b"GOLFART\x02" + good_bytes[8:])
+    message = refusal(tmp_path, b"GOLFART\x03" + good_bytes[8:])
     assert names_file_and_reason(message, tmp_path, "not a golf artifact"), message
     message = refusal(tmp_path, b"PK\x03\x04" + good_bytes[4:])
     assert names_file_and_reason(message, tmp_path, "not a golf artifact"), message
 
 
 def framed(header: bytes | dict, payload: bytes = b"") -> bytes:
+    """A version-2 file around `header` (its JSON brotli-compressed) and the streams' bytes `payload`."""
     raw = header if isinstance(header, bytes) else json.dumps(header, sort_keys=True).encode()
-    return MAGIC + struct.pack("<Q", len(raw)) + raw + payload
+    packed = brotli.compress(raw)
+    return MAGIC + struct.pack("<II", len(packed), len(raw)) + packed + payload
+
+
+def framed_v1(header: dict, payload: bytes) -> bytes:
+    raw = json.dumps(header, sort_keys=True).encode()
+    return MAGIC_V1 + struct.pack("<Q", len(raw)) + raw + payload
 
 
 def good_header(good_bytes: bytes) -> dict:
-    return json.loads(good_bytes[16:header_end(good_bytes)])
+    return json.loads(brotli.decompress(good_bytes[16:header_end(good_bytes)]))
+
+
+def one_stream(header: dict, compressor: str, raw_bytes: int, compressed_bytes: int) -> dict:
+    """`header` declaring one stream of these sizes (and a payload of raw_bytes)."""
+    stream = {"name": "payload", "compressor": compressor, "level": 1, "raw_bytes": raw_bytes,
+              "compressed_bytes": compressed_bytes}
+    return {**header, "compressor": compressor, "payload_bytes": raw_bytes, "streams": [stream]}
 
 
 def test_bad_json_header(tmp_path: Path) -> None:
@@ -231,21 +302,43 @@ def test_bad_json_header(tmp_path: Path) -> None:
 
 
 def test_header_length_beyond_the_file(tmp_path: Path, good_bytes: bytes) -> None:
-    data = MAGIC + struct.pack("<Q", len(good_bytes)) + good_bytes[16:]
+    data = MAGIC + struct.pack("<II", len(good_bytes), 100) + good_bytes[16:]
     message = refusal(tmp_path, data)
     assert names_file_and_reason(message, tmp_path, "beyond the end of the file"), message
-    message = refusal(tmp_path, MAGIC + struct.pack("<Q", 2 ** 64 - 1))
+    message = refusal(tmp_path, MAGIC + struct.pack("<II", 2 ** 32 - 1, 10))
     assert names_file_and_reason(message, tmp_path, "beyond the end of the file"), message
+    message = refusal(tmp_path, MAGIC_V1 + struct.pack("<Q", 2 ** 64 - 1))
+    assert names_file_and_reason(message, tmp_path, "beyond the end of the file"), message
+
+
+def test_a_header_that_decompresses_to_another_size(tmp_path: Path, good_bytes: bytes) -> None:
+    packed, length = struct.unpack_from("<II", good_bytes, 8)
+    for declared, reason in ((length - 1, "more bytes"), (length + 1, "header has")):
+        data = MAGIC + struct.pack("<II", packed, declared) + good_bytes[16:]
+        message = refusal(tmp_path, data)
+        assert names_file_and_reason(message, tmp_path, reason), message
 
 
 def test_unknown_version_and_compressor(tmp_path: Path, good_bytes: bytes) -> None:
     payload = good_bytes[header_end(good_bytes):]
-    message = refusal(tmp_path, framed({**good_header(good_bytes), "version": 2}, payload))
-    assert names_file_and_reason(message, tmp_path, "unknown artifact version 2"), message
-    message = refusal(tmp_path, framed({**good_header(good_bytes), "compressor": "no-such-compressor"}, payload))
+    header = good_header(good_bytes)
+    message = refusal(tmp_path, framed({**header, "version": 3}, payload))
+    assert names_file_and_reason(message, tmp_path, "unknown artifact version 3"), message
+    message = refusal(tmp_path, framed({**header, "version": 1}, payload))  # a v1 header in a v2 frame
+    assert names_file_and_reason(message, tmp_path, "unknown artifact version 1 in a version-2 frame"), message
+    message = refusal(tmp_path, framed({**header, "compressor": "no-such-compressor"}, payload))
     assert names_file_and_reason(message, tmp_path, "unknown compressor"), message
-    message = refusal(tmp_path, framed({**good_header(good_bytes), "payload_bytes": 12}, payload))
-    assert names_file_and_reason(message, tmp_path, "more bytes|payload has"), message
+    stream = dict(header["streams"][0], compressor="no-such-compressor")
+    message = refusal(tmp_path, framed({**header, "streams": [stream]}, payload))
+    assert names_file_and_reason(message, tmp_path, "unknown compressor"), message
+    message = refusal(tmp_path, framed({**header, "payload_bytes": 12}, payload))
+    assert names_file_and_reason(message, tmp_path, "add up to"), message
+    message = refusal(tmp_path, framed(one_stream(header, "zlib", 12, len(payload)), payload))
+    assert names_file_and_reason(message, tmp_path, "more bytes"), message
+    message = refusal(tmp_path, framed(header, payload + b"\0"))
+    assert names_file_and_reason(message, tmp_path, "extended"), message
+    message = refusal(tmp_path, framed({**header, "streams": [{"name": "payload"}]}, payload))
+    assert names_file_and_reason(message, tmp_path, "stream entry"), message
 
 
 def test_tensor_entries_out_of_bounds_or_inconsistent(tmp_path: Path, good_bytes: bytes) -> None:
@@ -273,8 +366,12 @@ def test_a_pickle_payload_is_never_unpickled(tmp_path: Path, good_bytes: bytes) 
     bomb = pickle.dumps({"tok_emb.weight": CreatesMarker(marker)})
     header = good_header(good_bytes)
     # a header that honestly describes the pickle bytes: size and hash match, so only the tensor entries can refuse
-    header.update(compressor="zlib", payload_bytes=len(bomb), payload_sha256=artifact_sha256(bomb))
-    for data in (framed(header, zlib.compress(bomb)), bomb, zlib.compress(bomb)):
+    packed = zlib.compress(bomb)
+    header = {**one_stream(header, "zlib", len(bomb), len(packed)), "payload_sha256": artifact_sha256(bomb)}
+    v1 = {k: v for k, v in header.items() if k != "streams"} | {"version": 1}
+    v1["tensors"] = [{k: v for k, v in e.items() if k not in ("transposed", "perm_offset", "perm_nbytes")}
+                     for e in v1["tensors"]]
+    for data in (framed(header, packed), framed_v1(v1, packed), bomb, packed):
         message = refusal(tmp_path, data)
         assert names_file_and_reason(message, tmp_path, "outside|not a golf artifact|do not match"), message
     assert not marker.exists()
@@ -303,15 +400,26 @@ def test_a_decompression_bomb_stops_at_the_declared_size(tmp_path: Path, good_by
 
     blob = bomb(compressor)
     assert len(blob) < BOMB_BYTES // 100
-    data = framed({**good_header(good_bytes), "compressor": compressor, "payload_bytes": 1000}, blob)
-    tracemalloc.start()
-    try:
-        message = refusal(tmp_path, data)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert names_file_and_reason(message, tmp_path, "more bytes than the header's payload_bytes"), message
-    assert peak < len(data) + (64 << 20), f"loading a {len(data):,}-byte bomb peaked at {peak:,} bytes"
+    header = good_header(good_bytes)
+    v1 = {k: v for k, v in header.items() if k != "streams"} | {"version": 1, "compressor": compressor,
+                                                                 "payload_bytes": 1000}
+    for data in (framed(one_stream(header, compressor, 1000, len(blob)), blob), framed_v1(v1, blob)):
+        tracemalloc.start()
+        try:
+            message = refusal(tmp_path, data)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert names_file_and_reason(message, tmp_path, "more bytes than the header's payload_bytes"), message
+        assert peak < len(data) + (64 << 20), f"loading a {len(data):,}-byte bomb peaked at {peak:,} bytes"
+
+
+def test_a_header_bomb_stops_at_the_declared_size(tmp_path: Path) -> None:
+    stream = brotli.Compressor(quality=1)
+    blob = b"".join(stream.process(bytes(1 << 20)) for _ in range(BOMB_BYTES >> 20)) + stream.finish()
+    assert len(blob) < BOMB_BYTES // 100
+    message = refusal(tmp_path, MAGIC + struct.pack("<II", len(blob), 1000) + blob)
+    assert names_file_and_reason(message, tmp_path, "header does not decompress.*more bytes"), message
 
 
 def test_a_header_may_not_declare_more_than_the_ceilings(tmp_path: Path, good_bytes: bytes) -> None:
@@ -319,7 +427,9 @@ def test_a_header_may_not_declare_more_than_the_ceilings(tmp_path: Path, good_by
 
     message = refusal(tmp_path, framed({**good_header(good_bytes), "payload_bytes": MAX_PAYLOAD_BYTES + 1}))
     assert names_file_and_reason(message, tmp_path, "golf reads at most"), message
-    message = refusal(tmp_path, MAGIC + struct.pack("<Q", MAX_HEADER_BYTES + 1) + bytes(MAX_HEADER_BYTES + 8))
+    message = refusal(tmp_path, MAGIC + struct.pack("<II", 8, MAX_HEADER_BYTES + 1) + bytes(8))
+    assert names_file_and_reason(message, tmp_path, "more than the"), message
+    message = refusal(tmp_path, MAGIC_V1 + struct.pack("<Q", MAX_HEADER_BYTES + 1) + bytes(MAX_HEADER_BYTES + 8))
     assert names_file_and_reason(message, tmp_path, "more than the"), message
 
 

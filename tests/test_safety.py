@@ -22,7 +22,7 @@ import torch
 import yaml
 
 from golf import REPO_ROOT
-from golf.quant.artifact import MAGIC, ArtifactError, artifact_sha256, load_artifact
+from golf.quant.artifact import MAGIC_V1, ArtifactError, artifact_sha256, load_artifact
 from golf.logger_config import LoggerConfig
 from golf.runs import RunDir
 from golf.secrets import redact, secrets_in_environment
@@ -58,7 +58,7 @@ def crafted_files(marker: Path) -> dict[str, bytes]:
                            "encoding": "int", "bits": 8, "per_row": False, "offset": 0, "nbytes": len(raw),
                            "scale_offset": len(raw), "scale_nbytes": 0}]}
     header_bytes = json.dumps(header, sort_keys=True).encode()
-    framed = MAGIC + struct.pack("<Q", len(header_bytes)) + header_bytes + zlib.compress(raw)
+    framed = MAGIC_V1 + struct.pack("<Q", len(header_bytes)) + header_bytes + zlib.compress(raw)  # a version-1 frame
     return {"raw-pickle": raw, "torch-zip-with-bomb": zipped_bomb.getvalue(), "framed-pickle": framed,
             "plain-torch-save": saved.getvalue()}
 

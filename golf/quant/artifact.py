@@ -1,20 +1,29 @@
 """The artifact file: the model's weights, encoded per tensor and compressed, in a format read without unpickling.
 
-Format (version 1; keep stable):
+Format (version 2, what golf writes; keep stable):
 
-    8 bytes   magic b"GOLFART\\x01"
-    8 bytes   H, the header length, little-endian uint64
-    H bytes   header: UTF-8 JSON, keys sorted, separators "," and ":", ASCII only, no timestamps
-    the rest  the payload, compressed as header["compressor"] says (a name in golf/quant/compressors.py's registry:
-              "zlib", "zstd", "lzma" at level/preset L, or "none"), and nothing after it
+    8 bytes   magic b"GOLFART\x02"
+    4 bytes   C, the compressed header's length, little-endian uint32
+    4 bytes   H, the header's length once decompressed, little-endian uint32 (at most MAX_HEADER_BYTES)
+    C bytes   the header: UTF-8 JSON, keys sorted, separators "," and ":", ASCII only, no timestamps, compressed
+              with brotli at quality 11 (no shuffle; the loader stops decompressing past H bytes)
+    the rest  the payload's streams back to back, as header["streams"] lists them, and nothing after them
 
-Header keys: "format" = "golf-artifact", "version" = 1, "model" (the caller's model config), "vocab_size",
-"quant" (the QuantConfig used), "compressor", "level", "payload_bytes" and "payload_sha256" (of the uncompressed
-payload), and "tensors": in state-dict order, {"name", "shape", "dtype" (the original dtype), "category",
-"encoding" ("int" | "fp16" | "fp32"), "bits", "per_row", "offset", "nbytes", "scale_offset", "scale_nbytes"}.
-The payload is the tensors' raw little-endian bytes, back to back in that order, each tensor's values (int8 codes,
-fp16 or fp32, C order) followed by its fp16 scales (int only: one per row, or one for the tensor; 0 bytes otherwise).
+Header keys: "format" = "golf-artifact", "version" = 2, "model" (the caller's model config), "vocab_size", "quant"
+(the QuantConfig used), "compressor" and "level" (quant.compressor and quant.level), "payload_bytes" and
+"payload_sha256" (of the logical payload: the streams' decompressed bytes concatenated), "streams" (in file order:
+{"name", "compressor", "level", "raw_bytes", "compressed_bytes"}, each decompressed on its own and never past its
+raw_bytes), and "tensors": in state-dict order, {"name", "shape", "dtype" (the original dtype), "category",
+"encoding" ("int" | "fp16" | "fp32"), "bits", "per_row", "offset", "nbytes", "scale_offset", "scale_nbytes",
+"transposed", "perm_offset", "perm_nbytes"}, offsets into the logical payload. Values are little-endian: int8 codes,
+fp16 or fp32 in C order (column-major when "transposed"), fp16 scales (int only: one per row, or one for the tensor),
+and a row permutation (uint16, uint32 above 65,536 rows; perm_nbytes 0 = none): stored row k is row perm[k].
 Integer codes take one byte whatever the bit width: the compressor, not bit packing, takes out the unused bits.
+Where each tensor's bytes go (codes, then scales, then floats; per group for pergroup) is golf/quant/grouping.py.
+
+Version 1 (b"GOLFART\x01", an 8-byte uint64 header length, the header as raw JSON, one stream compressed with
+header["compressor"], each tensor's values then its scales back to back in state-dict order, no "streams" and no
+transposed/perm keys) is still read: caches and runs written before version 2 keep loading.
 """
 
 from __future__ import annotations
@@ -35,17 +44,22 @@ from torch import Tensor
 
 from golf.atomic import atomic_write_bytes
 from golf.errors import GolfError
-from golf.quant import compressors, encoders
+from golf.quant import compressors, encoders, grouping, lrzip
 from golf.quant.config import HESSIAN_ENCODERS, QuantConfig
-from golf.quant.encoders import ExportContext
+from golf.quant.encoders import LOG, ExportContext
+from golf.quant.grouping import Encoded
 from golf.quant.quantize import (
     category_of, dequantize_rows, dequantize_tensor, plan_encoding, prune_smallest, quantize_tensor,
 )
 
-MAGIC = b"GOLFART\x01"
+MAGIC_V1 = b"GOLFART\x01"
+MAGIC = b"GOLFART\x02"  # what golf writes
 FORMAT = "golf-artifact"
-VERSION = 1
-_PREFIX = struct.Struct("<8sQ")
+VERSION = 2
+_PREFIX_V1 = struct.Struct("<8sQ")
+_PREFIX = struct.Struct("<8sII")
+HEADER_COMPRESSOR, HEADER_LEVEL = "brotli_plain", 11
+GROUPED_COMPRESSORS = ("pergroup",)  # these compress the payload cut into groups by tensor role
 _VALUE_DTYPES = {"int": np.dtype("<i1"), "fp16": np.dtype("<f2"), "fp32": np.dtype("<f4")}
 _SCALE_DTYPE = np.dtype("<f2")
 # Ceilings a header may declare: a hostile file must not make golf allocate without bound. The largest artifact a
@@ -54,6 +68,8 @@ MAX_HEADER_BYTES = 1 << 24
 MAX_PAYLOAD_BYTES = 1 << 30
 _ENTRY_KEYS = ("name", "shape", "dtype", "category", "encoding", "bits", "per_row", "offset", "nbytes",
                "scale_offset", "scale_nbytes")
+_ENTRY_KEYS_V2 = _ENTRY_KEYS + ("transposed", "perm_offset", "perm_nbytes")
+_STREAM_KEYS = {"name": str, "compressor": str, "level": int, "raw_bytes": int, "compressed_bytes": int}
 
 
 class ArtifactError(GolfError):
@@ -92,11 +108,21 @@ def compress(payload: bytes, compressor: str, level: int) -> bytes:
     try:
         return compressors.get(compressor).compress(payload, level)
     except compressors.errors() as e:
-        raise ArtifactError(f"quant.level: {compressor} cannot compress at level {level} ({e})") from e
+        raise ArtifactError(f"quant.compressor={compressor} at quant.level={level} cannot compress ({e})") from e
 
 
-def _encode(name: str, tensor: Tensor, cfg: QuantConfig,
-            context: ExportContext) -> tuple[dict[str, Any], bytes, bytes]:
+def _compress_stream(name: str, raw: bytes, compressor: str, level: int) -> tuple[bytes, str]:
+    """(the stream's compressed bytes, the line the export notes about it)."""
+    if compressor not in GROUPED_COMPRESSORS:
+        return compress(raw, compressor, level), ""
+    try:
+        method, blob = compressors.compress_best(raw, level)
+    except compressors.errors() as e:
+        raise ArtifactError(f"quant.compressor={compressor} at quant.level={level} cannot compress ({e})") from e
+    return blob, f"{name} {len(raw):,} -> {len(blob):,} bytes ({method})"
+
+
+def _encode(name: str, tensor: Tensor, cfg: QuantConfig, context: ExportContext) -> Encoded:
     """The header entry (without offsets), value bytes and scale bytes of one tensor."""
     t = tensor.detach().cpu().contiguous()
     enc = plan_encoding(name, t, cfg)
@@ -119,7 +145,7 @@ def _encode(name: str, tensor: Tensor, cfg: QuantConfig,
         values = stored.numpy().astype(_VALUE_DTYPES[enc.kind]).tobytes()
     entry = {"name": name, "shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch."),
              "category": category_of(name), "encoding": enc.kind, "bits": enc.bits, "per_row": enc.per_row}
-    return entry, values, scales
+    return Encoded(entry, values, scales)
 
 
 def _dump_header(header: dict[str, Any]) -> bytes:
@@ -140,41 +166,51 @@ def export_artifact(state_dict: dict[str, Tensor], model_config: dict[str, Any],
                             "inputs on training batches, golf/quant/calibration.py) and this export was given none; "
                             "choose quant.encoder=sdclip (the same scales without calibration), gptq_lite or rtn, "
                             "or pass ExportContext(hessians=...) to export_artifact")
-    entries: list[dict[str, Any]] = []
-    chunks: list[bytes] = []
-    by_category: dict[str, list[bytes]] = {}
+    grouped = cfg.compressor in GROUPED_COMPRESSORS
+    if grouped and lrzip.command() is None:
+        context.note(f"quant.compressor={cfg.compressor}: the lrzip command is not installed, so each group is "
+                     "compressed by the best of brotli and lzma (the T3 record used lrzip; apt install lrzip)")
+    pieces = [_encode(name, tensor, cfg, context) for name, tensor in state_dict.items()]
+    streams, entries = grouping.arrange(pieces, grouped)
+    payload = b"".join(raw for _, raw in streams)
     params: dict[str, int] = {}
-    offset = 0
-    for name, tensor in state_dict.items():
-        entry, values, scales = _encode(name, tensor, cfg, context)
-        entry.update(offset=offset, nbytes=len(values), scale_offset=offset + len(values), scale_nbytes=len(scales))
-        offset += len(values) + len(scales)
-        entries.append(entry)
-        chunks += [values, scales]
-        by_category.setdefault(entry["category"], []).append(values + scales)
-        params[entry["category"]] = params.get(entry["category"], 0) + tensor.numel()
-    payload = b"".join(chunks)
-    header = {"format": FORMAT, "version": VERSION, "model": model_config, "vocab_size": vocab_size,
-              "quant": dataclasses.asdict(cfg), "compressor": cfg.compressor, "level": cfg.level,
-              "payload_bytes": len(payload), "payload_sha256": artifact_sha256(payload), "tensors": entries}
-    header_bytes = _dump_header(header)
+    by_category: dict[str, list[bytes]] = {}
+    for piece, tensor in zip(pieces, state_dict.values()):
+        category = piece.entry["category"]
+        params[category] = params.get(category, 0) + tensor.numel()
+        by_category.setdefault(category, []).append(piece.values + piece.scales)
     categories = {category: b"".join(parts) for category, parts in by_category.items()}
-    # the whole payload and each category alone, compressed concurrently (the compressors release the GIL):
-    # at zstd-22 each pass over the baseline's 17 MB takes about 15 s
-    with ThreadPoolExecutor(max_workers=min(len(categories) + 1, os.cpu_count() or 1)) as pool:
-        whole = pool.submit(compress, payload, cfg.compressor, cfg.level)
+    # the streams and each category alone, compressed concurrently (the compressors release the GIL, lrzip is a
+    # program): at zstd-22 each pass over the baseline's 17 MB takes about 15 s
+    with ThreadPoolExecutor(max_workers=max(1, min(len(streams) + len(categories), os.cpu_count() or 1))) as pool:
+        packing = [pool.submit(_compress_stream, name, raw, cfg.compressor, cfg.level) for name, raw in streams]
         packed = {c: pool.submit(compress, raw, cfg.compressor, cfg.level) for c, raw in categories.items()}
-        data = _PREFIX.pack(MAGIC, len(header_bytes)) + header_bytes + whole.result()
+        blobs = [future.result() for future in packing]
         category_stats = {}
         for category, raw in categories.items():
             n, size = params[category], len(packed[category].result())
             category_stats[category] = {"params": n, "raw_bytes": len(raw), "compressed_bytes": size,
                                         "bits_per_weight": size * 8 / n if n else 0.0}
+    notes = list(context.notes)
+    if grouped:
+        notes.append(f"quant.compressor={cfg.compressor} streams: " + "; ".join(line for _, line in blobs))
+        LOG.info(notes[-1])
+    header = {"format": FORMAT, "version": VERSION, "model": model_config, "vocab_size": vocab_size,
+              "quant": dataclasses.asdict(cfg), "compressor": cfg.compressor, "level": cfg.level,
+              "payload_bytes": len(payload), "payload_sha256": artifact_sha256(payload),
+              "streams": [{"name": name, "compressor": cfg.compressor, "level": cfg.level, "raw_bytes": len(raw),
+                           "compressed_bytes": len(blob)} for (name, raw), (blob, _) in zip(streams, blobs)],
+              "tensors": entries}
+    header_raw = _dump_header(header)
+    if len(header_raw) > MAX_HEADER_BYTES:
+        raise ArtifactError(f"artifact header: {len(header_raw):,} bytes, more than the {MAX_HEADER_BYTES:,} a golf "
+                            "artifact may have (a model config or state dict far larger than any golf model)")
+    header_blob = compress(header_raw, HEADER_COMPRESSOR, HEADER_LEVEL)
+    data = _PREFIX.pack(MAGIC, len(header_blob), len(header_raw)) + header_blob + b"".join(b for b, _ in blobs)
     total_params = sum(params.values())
     return ExportResult(data=data, model_bytes=len(data), sha256=artifact_sha256(data), tensors=entries,
                         category_stats=category_stats,
-                        bits_per_weight=len(data) * 8 / total_params if total_params else 0.0,
-                        notes=list(context.notes))
+                        bits_per_weight=len(data) * 8 / total_params if total_params else 0.0, notes=notes)
 
 
 def write_artifact(path: str | os.PathLike, result: ExportResult) -> None:
@@ -182,7 +218,7 @@ def write_artifact(path: str | os.PathLike, result: ExportResult) -> None:
 
 
 def load_artifact(path: str | os.PathLike) -> LoadedArtifact:
-    """Read and check an artifact file; every failure is an ArtifactError naming `path`."""
+    """Read and check an artifact file (version 2, or version 1); every failure is an ArtifactError naming `path`."""
     try:
         data = Path(path).read_bytes()
     except OSError as e:
@@ -193,29 +229,69 @@ def load_artifact(path: str | os.PathLike) -> LoadedArtifact:
 def decode_artifact(data: bytes, source: str = "<memory>") -> LoadedArtifact:
     """The weights and metadata of an artifact held in memory; `source` names it in errors."""
     header, payload = _unframe(data, source)
+    keys = _ENTRY_KEYS if header["version"] == 1 else _ENTRY_KEYS_V2
     state_dict = {}
     for entry in header["tensors"]:
-        _check_entry(entry, header["payload_bytes"], source)
+        _check_entry(entry, keys, header["payload_bytes"], source)
         if entry["name"] in state_dict:
             raise ArtifactError(f"{source}: tensor {entry['name']!r} appears twice in the header")
-        state_dict[entry["name"]] = _decode_tensor(entry, payload)
+        state_dict[entry["name"]] = _decode_tensor(entry, payload, f"{source}: tensor {entry['name']!r}")
     return LoadedArtifact(state_dict=state_dict, model=header["model"], vocab_size=header["vocab_size"],
                           quant=header["quant"], header=header, sha256=artifact_sha256(data), source=source)
 
 
 def _unframe(data: bytes, source: str) -> tuple[dict[str, Any], bytes]:
-    """The checked header and the decompressed, verified payload."""
-    if len(data) < _PREFIX.size or data[:len(MAGIC)] != MAGIC:
-        raise ArtifactError(f"{source}: not a golf artifact (expected the magic bytes {MAGIC!r} at the start)")
-    _, header_len = _PREFIX.unpack_from(data)
-    if header_len > len(data) - _PREFIX.size:
+    """The checked header and the decompressed, verified payload, of either version."""
+    magic = data[:len(MAGIC)]
+    if len(data) < _PREFIX_V1.size or magic not in (MAGIC, MAGIC_V1):
+        raise ArtifactError(f"{source}: not a golf artifact (expected the magic bytes {MAGIC!r} or {MAGIC_V1!r} "
+                            "at the start)")
+    if magic == MAGIC_V1:
+        _, header_len = _PREFIX_V1.unpack_from(data)
+        _check_header_len(header_len, len(data) - _PREFIX_V1.size, source)
+        header = _parse_header(data[_PREFIX_V1.size:_PREFIX_V1.size + header_len], 1, source)
+        payload = _decompress(data[_PREFIX_V1.size + header_len:], header["compressor"], header["payload_bytes"],
+                              source, "payload")
+    else:
+        _, packed_len, header_len = _PREFIX.unpack_from(data)
+        _check_header_len(packed_len, len(data) - _PREFIX.size, source)
+        if header_len > MAX_HEADER_BYTES:
+            raise ArtifactError(f"{source}: the header claims {header_len:,} bytes, more than the "
+                                f"{MAX_HEADER_BYTES:,} a golf artifact may have: damaged or not a golf artifact")
+        raw = _decompress(data[_PREFIX.size:_PREFIX.size + packed_len], HEADER_COMPRESSOR, header_len, source,
+                          "header")
+        header = _parse_header(raw, VERSION, source)
+        payload = _read_streams(data[_PREFIX.size + packed_len:], header, source)
+    if artifact_sha256(payload) != header["payload_sha256"]:
+        raise ArtifactError(f"{source}: the payload's sha256 does not match the header's: corrupted")
+    return header, payload
+
+
+def _check_header_len(header_len: int, available: int, source: str) -> None:
+    if header_len > available:
         raise ArtifactError(f"{source}: header length {header_len} goes beyond the end of the file "
-                            f"({len(data)} bytes): the file is truncated or corrupted")
+                            f"({available} bytes after the prefix): the file is truncated or corrupted")
     if header_len > MAX_HEADER_BYTES:
         raise ArtifactError(f"{source}: the header claims {header_len:,} bytes, more than the {MAX_HEADER_BYTES:,} "
                             "a golf artifact may have: damaged or not a golf artifact")
+
+
+def _decompress(blob: bytes, compressor: str, size: int, source: str, what: str) -> bytes:
+    """Exactly `size` bytes decompressed from `blob`, or an ArtifactError naming `what` (payload, header, stream)."""
     try:
-        header = json.loads(data[_PREFIX.size:_PREFIX.size + header_len].decode("utf-8"))
+        out = compressors.decompress(blob, compressor, size)
+    except compressors.errors() as e:
+        raise ArtifactError(f"{source}: the {compressor} {what} does not decompress ({e}): truncated or corrupted") \
+            from e
+    if len(out) != size:
+        raise ArtifactError(f"{source}: the {what} has {len(out)} bytes, the header says {size}: truncated or "
+                            "corrupted")
+    return out
+
+
+def _parse_header(raw: bytes, version: int, source: str) -> dict[str, Any]:
+    try:
+        header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ArtifactError(f"{source}: the header is not valid UTF-8 JSON ({e})") from e
     except RecursionError:  # JSON nested thousands of levels deep: no golf header looks like that
@@ -223,29 +299,46 @@ def _unframe(data: bytes, source: str) -> tuple[dict[str, Any], bytes]:
             from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ArtifactError(f"{source}: the header does not describe a {FORMAT!r} file")
-    if header.get("version") != VERSION:
-        raise ArtifactError(f"{source}: unknown artifact version {header.get('version')!r}; this golf reads {VERSION}")
-    for key, kind in (("model", dict), ("vocab_size", int), ("quant", dict), ("compressor", str),
-                      ("payload_bytes", int), ("payload_sha256", str), ("tensors", list)):
+    if header.get("version") != version:
+        raise ArtifactError(f"{source}: unknown artifact version {header.get('version')!r} in a version-{version} "
+                            f"frame; this golf reads 1 and {VERSION}")
+    required = {"model": dict, "vocab_size": int, "quant": dict, "compressor": str, "payload_bytes": int,
+                "payload_sha256": str, "tensors": list, **({"streams": list} if version >= 2 else {})}
+    for key, kind in required.items():
         if not isinstance(header.get(key), kind):
             raise ArtifactError(f"{source}: header key {key!r} is missing or not a {kind.__name__}")
     if not 0 <= header["payload_bytes"] <= MAX_PAYLOAD_BYTES:
         raise ArtifactError(f"{source}: the header declares a payload of {header['payload_bytes']:,} bytes; golf "
                             f"reads at most {MAX_PAYLOAD_BYTES:,}: damaged or hostile")
-    compressor = header["compressor"]
-    if compressor not in compressors.names():
-        raise ArtifactError(f"{source}: unknown compressor {compressor!r}; expected {', '.join(compressors.names())}")
-    try:
-        payload = compressors.decompress(data[_PREFIX.size + header_len:], compressor, header["payload_bytes"])
-    except compressors.errors() as e:
-        raise ArtifactError(f"{source}: the {compressor} payload does not decompress ({e}): truncated or corrupted") \
-            from e
-    if len(payload) != header["payload_bytes"]:
-        raise ArtifactError(f"{source}: the payload has {len(payload)} bytes, the header says "
-                            f"{header['payload_bytes']}: truncated or corrupted")
-    if artifact_sha256(payload) != header["payload_sha256"]:
-        raise ArtifactError(f"{source}: the payload's sha256 does not match the header's: corrupted")
-    return header, payload
+    for stream in header.get("streams", []):
+        if not isinstance(stream, dict) or any(not isinstance(stream.get(k), kind) or
+                                               (kind is int and stream[k] < 0) for k, kind in _STREAM_KEYS.items()):
+            raise ArtifactError(f"{source}: a stream entry is not {{{', '.join(_STREAM_KEYS)}}} with non-negative "
+                                "sizes")
+    for compressor in [header["compressor"]] + [stream["compressor"] for stream in header.get("streams", [])]:
+        if compressor not in compressors.names():
+            raise ArtifactError(f"{source}: unknown compressor {compressor!r}; expected "
+                                f"{', '.join(compressors.names())}")
+    return header
+
+
+def _read_streams(blob: bytes, header: dict[str, Any], source: str) -> bytes:
+    """The logical payload: each stream decompressed on its own, never past its declared raw_bytes."""
+    streams = header["streams"]  # entries checked by _parse_header
+    if sum(s["raw_bytes"] for s in streams) != header["payload_bytes"]:
+        raise ArtifactError(f"{source}: the streams' raw_bytes add up to {sum(s['raw_bytes'] for s in streams):,}, "
+                            f"the header's payload_bytes is {header['payload_bytes']:,}: damaged")
+    if sum(s["compressed_bytes"] for s in streams) != len(blob):
+        raise ArtifactError(f"{source}: the streams declare {sum(s['compressed_bytes'] for s in streams):,} "
+                            f"compressed bytes and the file holds {len(blob):,} after the header: truncated, "
+                            "extended or corrupted")
+    parts, at = [], 0
+    for stream in streams:
+        piece = blob[at:at + stream["compressed_bytes"]]
+        at += stream["compressed_bytes"]
+        parts.append(_decompress(piece, stream["compressor"], stream["raw_bytes"], source,
+                                 f"stream {stream['name']!r}"))
+    return b"".join(parts)
 
 
 def _expected_nbytes(entry: dict[str, Any]) -> tuple[int, int]:
@@ -257,9 +350,9 @@ def _expected_nbytes(entry: dict[str, Any]) -> tuple[int, int]:
     return values, _SCALE_DTYPE.itemsize * (shape[0] if entry["per_row"] else 1)
 
 
-def _check_entry(entry: Any, payload_bytes: int, source: str) -> None:
-    if not isinstance(entry, dict) or any(key not in entry for key in _ENTRY_KEYS):
-        raise ArtifactError(f"{source}: a tensor entry lacks some of the keys {', '.join(_ENTRY_KEYS)}")
+def _check_entry(entry: Any, keys: tuple[str, ...], payload_bytes: int, source: str) -> None:
+    if not isinstance(entry, dict) or any(key not in entry for key in keys):
+        raise ArtifactError(f"{source}: a tensor entry lacks some of the keys {', '.join(keys)}")
     name = entry["name"]
     if not isinstance(name, str):
         raise ArtifactError(f"{source}: a tensor entry's name {name!r} is not a string")
@@ -271,28 +364,47 @@ def _check_entry(entry: Any, payload_bytes: int, source: str) -> None:
         raise ArtifactError(f"{where}: unknown encoding {entry['encoding']!r}; expected int, fp16 or fp32")
     if entry["encoding"] == "int" and entry["per_row"] and len(shape) != 2:
         raise ArtifactError(f"{where}: per-row scales need a 2-D shape, got {shape}")
-    for key in ("offset", "nbytes", "scale_offset", "scale_nbytes"):
-        if not isinstance(entry[key], int) or entry[key] < 0:
+    for key in ("offset", "nbytes", "scale_offset", "scale_nbytes", "perm_offset", "perm_nbytes"):
+        if not isinstance(entry.get(key, 0), int) or entry.get(key, 0) < 0:
             raise ArtifactError(f"{where}: {key} = {entry[key]!r} is not a non-negative integer")
     if (entry["nbytes"], entry["scale_nbytes"]) != _expected_nbytes(entry):
         raise ArtifactError(f"{where}: nbytes {entry['nbytes']} / scale_nbytes {entry['scale_nbytes']} do not match "
                             f"shape {shape} encoded as {entry['encoding']}")
-    ends = (entry["offset"] + entry["nbytes"], entry["scale_offset"] + entry["scale_nbytes"])
+    reordered = entry.get("transposed", False) or entry.get("perm_nbytes", 0)
+    if not isinstance(entry.get("transposed", False), bool) or \
+            reordered and (entry["encoding"] != "int" or len(shape) != 2):
+        raise ArtifactError(f"{where}: only the 2-D int codes of a group may be transposed or reordered "
+                            f"(transposed {entry.get('transposed')!r}, perm_nbytes {entry.get('perm_nbytes')})")
+    if entry.get("perm_nbytes", 0) not in (0, shape[0] * grouping.perm_dtype(shape[0]).itemsize if shape else 0):
+        raise ArtifactError(f"{where}: perm_nbytes {entry['perm_nbytes']} is not one row index per row of {shape}")
+    ends = (entry["offset"] + entry["nbytes"], entry["scale_offset"] + entry["scale_nbytes"],
+            entry.get("perm_offset", 0) + entry.get("perm_nbytes", 0))
     if max(ends) > payload_bytes:
         raise ArtifactError(f"{where}: its bytes lie outside the {payload_bytes}-byte payload")
 
 
-def _read(payload: bytes, offset: int, nbytes: int, dtype: np.dtype) -> Tensor:
-    values = np.frombuffer(payload, dtype=dtype, count=nbytes // dtype.itemsize, offset=offset)
-    return torch.from_numpy(values.astype(dtype.newbyteorder("=")))  # a native-order copy
+def _read(payload: bytes, offset: int, nbytes: int, dtype: np.dtype) -> np.ndarray:
+    return np.frombuffer(payload, dtype=dtype, count=nbytes // dtype.itemsize, offset=offset)
 
 
-def _decode_tensor(entry: dict[str, Any], payload: bytes) -> Tensor:
+def _tensor(values: np.ndarray) -> Tensor:
+    return torch.from_numpy(values.astype(values.dtype.newbyteorder("=")))  # a native-order copy
+
+
+def _decode_tensor(entry: dict[str, Any], payload: bytes, where: str) -> Tensor:
     shape = tuple(entry["shape"])
-    values = _read(payload, entry["offset"], entry["nbytes"], _VALUE_DTYPES[entry["encoding"]])
+    raw = _read(payload, entry["offset"], entry["nbytes"], _VALUE_DTYPES[entry["encoding"]])
     if entry["encoding"] != "int":
-        return values.float().reshape(shape).contiguous()
-    scale = _read(payload, entry["scale_offset"], entry["scale_nbytes"], _SCALE_DTYPE)
+        return _tensor(raw).float().reshape(shape).contiguous()
+    if entry.get("transposed", False) or entry.get("perm_nbytes", 0):
+        perm = None
+        if entry["perm_nbytes"]:
+            perm = _read(payload, entry["perm_offset"], entry["perm_nbytes"], grouping.perm_dtype(shape[0]))
+            if not np.array_equal(np.sort(perm), np.arange(shape[0])):
+                raise ArtifactError(f"{where}: its stored row order is not a permutation of its {shape[0]} rows")
+        raw = grouping.restore_codes(raw, shape, entry["transposed"], perm)
+    values = _tensor(raw)
+    scale = _tensor(_read(payload, entry["scale_offset"], entry["scale_nbytes"], _SCALE_DTYPE))
     if entry["per_row"]:
         return dequantize_rows(values.reshape(shape), scale).contiguous()
     return dequantize_tensor(values.reshape(shape), scale.reshape(())).contiguous()

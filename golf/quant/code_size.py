@@ -36,6 +36,8 @@ ARTIFACT_CODE_FILES = (
     "golf/quant/config.py",
     "golf/quant/quantize.py",
     "golf/quant/compressors.py",
+    "golf/quant/lrzip.py",  # pergroup's lrzip streams
+    "golf/quant/grouping.py",  # where the payload puts each tensor; pergroup's transposes and row orders
     "golf/quant/encoders.py",
     "golf/quant/artifact.py",
     "golf/data/__init__.py",

@@ -8,6 +8,11 @@ its names and levels.
 "brotli" is the records' compressor since April 2026 (T2, T3): a byte shuffle of stride 2 (the even-indexed bytes,
 then the odd-indexed ones, so the high and low bytes of fp16 values form separate streams) and brotli at quality L.
 The stride is part of the name, so the file needs no marker; "brotli_plain" is brotli without the shuffle.
+
+"pergroup" is the best of several: brotli_plain and brotli at quality 11, lzma at the level, and lrzip at the level
+(golf/quant/lrzip.py) when the lrzip command is installed; the smallest wins, and its one-byte tag (PERGROUP_TAGS)
+leads the stream. The artifact uses it on each group of a payload cut by tensor role (golf/quant/grouping.py), as
+the T3 record's COMPRESSOR=pergroup; on a single stream it is just the best of the candidates.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from typing import Callable, Optional, Protocol
 import brotli
 import numpy as np
 import zstandard
+
+from golf.quant import lrzip
 
 FEED_BYTES = 1 << 10  # compressed bytes fed at a time: one zstd/zlib/xz step cannot inflate past ~32 MiB
 
@@ -42,6 +49,8 @@ class Compressor:
     decompression: Optional[Callable[[int], Decompression]]
     errors: tuple[type[Exception], ...] = ()  # what it raises on bad input
     restore: Optional[Callable[[bytes], bytes]] = None  # undoes a transform compress applied before compressing
+    # decompresses a whole stream itself, never returning more than `limit` bytes (instead of `decompression`)
+    whole: Optional[Callable[[bytes, int], bytes]] = None
 
 
 class _Stream:
@@ -128,6 +137,41 @@ register(Compressor("brotli_plain", (0, 11), lambda data, level: brotli.compress
                     _BrotliStream, (brotli.error,)))
 register(Compressor("none", (0, 0), lambda data, level: data, None))
 
+# pergroup's candidates, by the tag that leads the stream; brotli runs at quality 11 (as T3), the others at the level
+PERGROUP_TAGS: dict[bytes, str] = {b"B": "brotli_plain", b"S": "brotli", b"X": "lzma", b"L": "lrzip"}
+PERGROUP_BROTLI_QUALITY = 11
+
+
+def pergroup_candidates(level: int) -> list[tuple[bytes, str, int]]:
+    """(tag, name, level) of each candidate pergroup tries; lrzip only when its command is installed."""
+    return [(tag, name, PERGROUP_BROTLI_QUALITY if name.startswith("brotli") else level)
+            for tag, name in PERGROUP_TAGS.items() if name != "lrzip" or lrzip.command() is not None]
+
+
+def compress_best(data: bytes, level: int) -> tuple[str, bytes]:
+    """(the winning candidate's name, its tag + its stream): the smallest; the first listed on a tie."""
+    best: Optional[tuple[str, bytes]] = None
+    for tag, name, candidate_level in pergroup_candidates(level):
+        blob = tag + (lrzip.compress(data, candidate_level) if name == "lrzip"
+                      else get(name).compress(data, candidate_level))
+        if best is None or len(blob) < len(best[1]):
+            best = (name, blob)
+    assert best is not None
+    return best
+
+
+def _pergroup_decompress(blob: bytes, limit: int) -> bytes:
+    tag, body = blob[:1], blob[1:]
+    if tag not in PERGROUP_TAGS:
+        raise ValueError(f"the pergroup stream starts with {tag!r}, not one of the tags "
+                         f"{', '.join(t.decode() for t in PERGROUP_TAGS)}")
+    name = PERGROUP_TAGS[tag]
+    return lrzip.decompress(body, limit) if name == "lrzip" else decompress(body, name, limit)
+
+
+register(Compressor("pergroup", (1, 9), lambda data, level: compress_best(data, level)[1], None,
+                    (brotli.error, lzma.LZMAError), whole=_pergroup_decompress))
+
 
 def names() -> tuple[str, ...]:
     return tuple(REGISTRY)
@@ -142,6 +186,8 @@ def get(name: str) -> Compressor:
 def decompress(blob: bytes, name: str, limit: int) -> bytes:
     """The payload, never more than `limit` bytes of it however the stream is crafted. Raises ValueError on
     truncated streams, trailing bytes and streams longer than the limit (and the compressor's own errors)."""
+    if get(name).whole is not None:
+        return get(name).whole(blob, limit)
     make = get(name).decompression
     if make is None:
         return blob
