@@ -198,5 +198,9 @@ def _validate_ttt(cfg: GolfConfig) -> None:
     if ttt.protocol != "none" and chunks_hold_rows(ttt):
         _require(ttt.chunk_tokens >= cfg.eval.seq_len, "ttt.chunk_tokens", ttt.chunk_tokens,
                  f"at least eval.seq_len={cfg.eval.seq_len} (a chunk holds whole adaptation sequences)")
+    elif ttt.protocol != "none":
+        _require(ttt.chunk_tokens <= cfg.eval.seq_len, "ttt.chunk_tokens", ttt.chunk_tokens,
+                 f"at most eval.seq_len={cfg.eval.seq_len} with ttt.method={ttt.method} (a chunk's targets are "
+                 "scored in one window of its document)")
 
 

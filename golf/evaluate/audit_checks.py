@@ -163,6 +163,9 @@ def check_normalization(model: nn.Module, tokens: np.ndarray, tables: ByteTables
         token_nll = None  # not aligned with the plan: C4 reports it
     worst_sum = worst_call = worst_path = 0.0
     compared = 0
+    own_windows = getattr(evaluation.ttt, "scoring_windows", None)
+    if own_windows is not None:  # only those the unadapted weights scored, a few of them
+        own_windows = [w for w in own_windows if (scored_by[w.first_target:w.end_target] == 0).any()][:3 * batch_seqs]
     n_batches = math.ceil(len(windows) / batch_seqs)
     for b in sorted(set(np.linspace(0, n_batches - 1, min(C2_BATCHES, n_batches)).round().astype(int))):
         group = windows[b * batch_seqs:(b + 1) * batch_seqs]
@@ -179,6 +182,8 @@ def check_normalization(model: nn.Module, tokens: np.ndarray, tables: ByteTables
         worst_sum = max(worst_sum, float((logp.exp().sum(-1) - 1).abs().max()))
         exact = -logp.gather(-1, y[..., None]).squeeze(-1)
         worst_call = max(worst_call, float(torch.nan_to_num((scorer - exact).abs(), nan=math.inf).max()))
+        if own_windows is not None:  # the method scored with windows of its own: those are compared below
+            continue
         for row, w in enumerate(group):
             lo = w.first_target - first
             mine = scored_by[w.first_target:w.end_target] == 0  # the evaluation scored these with these weights
@@ -187,6 +192,17 @@ def check_normalization(model: nn.Module, tokens: np.ndarray, tables: ByteTables
             diff = np.abs(token_nll[lo:lo + w.scored] - exact[row, w.score_from:].cpu().numpy())[mine]
             worst_path = max(worst_path, float(np.nan_to_num(diff, nan=np.inf).max()))
             compared += int(mine.sum())
+    for w in own_windows or []:  # per-document TTT (TTTResult.scoring_windows): each window alone, as it scored
+        mine = scored_by[w.first_target:w.end_target] == 0
+        if token_nll is None or not mine.any():
+            continue
+        row = torch.from_numpy(tokens[w.start:w.start + w.length + 1].astype(np.int64)).to(device)[None]
+        with autocast():
+            exact = -torch.log_softmax(model(row[:, :-1]).double(), dim=-1)[0].gather(-1, row[0, 1:, None])[:, 0]
+        lo = w.first_target - first
+        diff = np.abs(token_nll[lo:lo + w.scored] - exact[w.score_from:].cpu().numpy())[mine]
+        worst_path = max(worst_path, float(np.nan_to_num(diff, nan=np.inf).max()))
+        compared += int(mine.sum())
     passed = worst_sum <= SUM_TOLERANCE and worst_call <= NLL_TOLERANCE and worst_path <= path_tolerance
     if passed:
         reason = (f"sums to 1 over all {n_ids} ids (max error {worst_sum:.2g}); scores match the recomputed "

@@ -145,7 +145,8 @@ def golf_cfg(record: str, phases: list[int], warm: bool) -> TTTConfig:
     return TTTConfig(name="parity", protocol="score_first", method="phased_doc_lora" if phases else "doc_lora",
                      optimizer="adamw", lr=LR, momentum=0.0, lora_beta2=BETA2, weight_decay=WD, epochs=1,
                      chunk_tokens=CHUNK, lora_rank=RANK, lora_alpha=ALPHA if record == "T3" else 0.0,
-                     lora_warm_start_a=warm, doc_batch=DOCS_PER_BATCH, doc_order="length", phases=phases,
+                     lora_warm_start_a=warm, doc_batch=DOCS_PER_BATCH, doc_order="length", doc_last_window="end",
+                     phases=phases,
                      global_lr=0.05, global_momentum=0.9, global_epochs=1, global_chunk_tokens=3 * SEQ,
                      global_batch_seqs=2, global_grad_clip=1.0)
 

@@ -51,6 +51,7 @@ class TTTConfig:
     lora_beta2: float = 0.999  # AdamW's beta2 (T3: 0.99)
     doc_batch: int = 64  # documents adapted side by side, one row each
     doc_order: str = "length"  # length (the records': by length, longest batches first) | stream (validation order)
+    doc_last_window: str = "chunk"  # a document's last chunk: chunk (as the others: causal) | end (the records')
     phases: list[int] = field(default_factory=list)  # phased_doc_lora: documents scored before each global SGD
     global_lr: float = 0.001  # phased_doc_lora's global SGD (every parameter, on the documents scored so far)
     global_momentum: float = 0.9

@@ -24,6 +24,7 @@ records); otherwise it does not.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from typing import Callable, Optional
 
@@ -90,7 +91,7 @@ def run_batch(model: nn.Module, tokens: np.ndarray, batch: list[Document], adapt
         for row, doc in enumerate(batch):
             if ci >= counts[row]:
                 continue
-            w = chunk_window(doc, ci, chunk, context)
+            w = chunk_window(doc, ci, chunk, context, cfg.doc_last_window)
             x[row, :w.length] = tokens[w.start:w.start + w.length]
             y[row, :w.length] = tokens[w.start + 1:w.start + w.length + 1]
             spans.append((row, w.offset, w.scored, w.start + 1 + w.offset))
@@ -133,6 +134,10 @@ def run_documents(model: nn.Module, val: TokenArray, tables: ByteTables, windows
     start = time.perf_counter()
     rank, world = rank_world()
     say = log if rank == 0 else (lambda _line: None)
+    if cfg.chunk_tokens > eval_cfg.seq_len:  # the config refuses it; a chunk's targets must fit one window
+        say(f"WARNING: ttt.chunk_tokens={cfg.chunk_tokens} > eval.seq_len={eval_cfg.seq_len}: chunks of "
+            f"{eval_cfg.seq_len} targets")
+        cfg = dataclasses.replace(cfg, chunk_tokens=eval_cfg.seq_len)
     first, end = windows[0].first_target, windows[-1].end_target
     tokens = val.read(0, end).astype(np.int64)
     documents = split_documents(tokens, first, end)
@@ -176,7 +181,7 @@ def run_documents(model: nn.Module, val: TokenArray, tables: ByteTables, windows
             for doc in batch:  # the ledger of every batch, on every rank: score a chunk, then train on it
                 n = chunk_count(doc, cfg.chunk_tokens)
                 for ci in range(n):
-                    w = chunk_window(doc, ci, cfg.chunk_tokens, eval_cfg.seq_len)
+                    w = chunk_window(doc, ci, cfg.chunk_tokens, eval_cfg.seq_len, cfg.doc_last_window)
                     lo = w.start + 1 + w.offset
                     ledger.record_scores(lo, lo + w.scored)
                     if scoring_windows is not None:

@@ -106,11 +106,17 @@ def chunk_count(document: Document, chunk: int) -> int:
     return -(-document.targets // chunk)
 
 
-def chunk_window(document: Document, ci: int, chunk: int, context: int) -> ChunkWindow:
+LAST_WINDOWS = ("chunk", "end")
+
+
+def chunk_window(document: Document, ci: int, chunk: int, context: int, last: str = "chunk") -> ChunkWindow:
     """Chunk ci's window: it ends at the chunk's last target, holds at most `context` tokens, never reads before
-    the document's start."""
+    the document's start. A document's last (short) chunk starts its window where a full chunk ci would (last
+    "chunk": a target's context depends only on its position in the document) or, as the records do (last "end"),
+    `context` tokens before the document's end: more context, but how much depends on where the document ends,
+    a later token (it changes only documents longer than the context)."""
     n = chunk_count(document, chunk)
     chunk_end = document.targets if ci == n - 1 else (ci + 1) * chunk
-    win_start = max(0, chunk_end - context)
+    win_start = max(0, (chunk_end if last == "end" else (ci + 1) * chunk) - context)
     return ChunkWindow(document.start + win_start, chunk_end - win_start, ci * chunk - win_start,
                        chunk_end - ci * chunk)

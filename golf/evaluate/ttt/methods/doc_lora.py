@@ -16,7 +16,7 @@ from torch import nn
 
 from golf.evaluate.ttt.config import Problem, TTTConfig
 from golf.evaluate.ttt.doc_adapters import DOC_LORA_TARGETS
-from golf.evaluate.ttt.documents import DOC_ORDERS
+from golf.evaluate.ttt.documents import DOC_ORDERS, LAST_WINDOWS
 from golf.evaluate.ttt.method import Method, register
 from golf.problems import Problems
 
@@ -31,6 +31,7 @@ def doc_lora_problems(cfg: TTTConfig) -> Problems:
     p.need(0.0 <= cfg.lora_beta2 < 1.0, "lora_beta2", cfg.lora_beta2, "a number in [0, 1)")
     p.at_least("doc_batch", cfg.doc_batch, 1)
     p.choice("doc_order", cfg.doc_order, DOC_ORDERS)
+    p.choice("doc_last_window", cfg.doc_last_window, LAST_WINDOWS)
     if cfg.method in ("doc_lora", "phased_doc_lora"):
         p.need(cfg.protocol in ("score_first", "none"), "protocol", cfg.protocol,
                f"score_first or none with ttt.method={cfg.method} (it scores each chunk before its step by "
