@@ -72,6 +72,7 @@ def test_the_records_schedules_and_exports_differ_where_the_records_do() -> None
     assert (t3.ttt.lora_rank, t3.ttt.lora_alpha, t3.ttt.lora_warm_start_a, t3.ttt.lr) == (80, 144, True, 1e-4)
     assert (t3.ttt.momentum, t3.ttt.lora_beta2, t3.ttt.weight_decay) == (0.0, 0.99, 0.5)
     assert (t3.ttt.chunk_tokens, t3.ttt.doc_batch, t3.ttt.epochs) == (48, 64, 1) and t3.eval.seq_len == 2048
+    assert (t3.ttt.doc_order, t3.ttt.doc_last_window) == ("length", "end")  # the record's own, not causal
     assert (t3.ttt.global_lr, t3.ttt.global_momentum, t3.ttt.global_epochs, t3.ttt.global_chunk_tokens) == \
         (0.001, 0.9, 1, 32768)
 
