@@ -157,3 +157,98 @@ def test_a_damaged_description_is_refused_before_any_read(description, shape):
     from golf.quant import lqer_layout
 
     assert lqer_layout.check(description, shape) != ""
+
+
+# --- in the artifact --------------------------------------------------------------------------------------------
+
+def trained_like_state() -> dict[str, torch.Tensor]:
+    """Matrices whose quantization error has structure a low rank can take (a few strong directions plus noise, as
+    trained weights have), and a gate and a small vector that LQER must leave alone."""
+    g = torch.Generator().manual_seed(7)
+    state = {}
+    shapes = {"blocks.0.attn.c_q.weight": (96, 128), "blocks.0.mlp.fc.weight": (192, 128),
+              "blocks.0.mlp.proj.weight": (128, 192), "blocks.1.mlp.fc.weight": (192, 128)}
+    for i, (name, (rows, cols)) in enumerate(shapes.items()):
+        strong = torch.randn(rows, 3, generator=g) @ torch.randn(3, cols, generator=g)
+        state[name] = (strong * 0.3 + torch.randn(rows, cols, generator=g)) * 0.02 * (i + 1)
+    state["blocks.0.attn.attn_gate_w"] = torch.randn(4, 12, generator=g)
+    state["blocks.0.attn_scale"] = torch.ones(128)
+    return state
+
+
+def lqer_quant(**lqer_keys) -> QuantConfig:
+    from golf.quant.config import QuantBits
+    return QuantConfig(encoder="sdclip", bits=QuantBits(embed=6, attn=4, mlp=4, other=6), passthrough_numel=1024,
+                       gates_int8=True, compressor="brotli", level=5,
+                       lqer=LQERConfig(**{"enabled": True, "top_k": 2, **lqer_keys}))
+
+
+def test_an_artifact_with_lqer_loads_closer_to_the_weights_on_the_chosen_matrices():
+    from golf.quant.artifact import decode_artifact, export_artifact
+
+    state = trained_like_state()
+    with_lqer = export_artifact(state, {}, 64, lqer_quant())
+    without = decode_artifact(export_artifact(state, {}, 64, lqer_quant(enabled=False)).data)
+    loaded = decode_artifact(with_lqer.data)
+    corrected = [e["name"] for e in loaded.header["tensors"] if e.get("lqer")]
+    errors = {name: (state[name] - without.state_dict[name]).norm() for name in state}
+    matrices = [n for n in state if ".weight" in n and "gate" not in n]
+    assert sorted(corrected) == sorted(sorted(matrices, key=lambda n: -errors[n])[:2])  # the two largest errors
+    for name in state:
+        if name in corrected:
+            assert (state[name] - loaded.state_dict[name]).norm() < errors[name], name
+        else:
+            assert torch.equal(loaded.state_dict[name], without.state_dict[name]), name
+    assert any(name in note and "quant.lqer" in note for note in with_lqer.notes for name in corrected)
+    assert with_lqer.model_bytes > len(export_artifact(state, {}, 64, lqer_quant(enabled=False)).data)
+
+
+@pytest.mark.parametrize("compressor", ["brotli", "pergroup"])  # pergroup: reordered streams, factors after "rest"
+def test_the_loaded_weights_are_the_dequantized_codes_plus_the_stored_correction(compressor):
+    from golf.quant import lqer_export
+    from golf.quant.artifact import decode_artifact, export_artifact
+
+    state = trained_like_state()
+    quant = dataclasses.replace(lqer_quant(top_k=1, group=32), compressor=compressor)
+    loaded = decode_artifact(export_artifact(state, {}, 64, quant).data)
+    without = decode_artifact(export_artifact(state, {}, 64, lqer_quant(enabled=False)).data)
+    (name, error), = lqer.largest_errors(((n, state[n] - without.state_dict[n]) for n in state
+                                          if n.endswith(("c_q.weight", "fc.weight", "proj.weight"))), 1)
+    expected = without.state_dict[name] + lqer.factorize(error, quant.lqer).correction()
+    assert torch.equal(loaded.state_dict[name], expected)
+    assert loaded.header["tensors"][list(state).index(name)]["lqer"]["group"] == 32
+    assert lqer_export  # the export side is its own module, imported only when LQER is on
+
+
+def reframed(data: bytes, change) -> bytes:
+    """`data` (a version-2 artifact) with its header JSON changed by `change(header)`."""
+    import json
+    import struct
+
+    import brotli
+
+    packed_len, raw_len = struct.unpack_from("<II", data, 8)
+    header = json.loads(brotli.decompress(data[16:16 + packed_len]))
+    change(header)
+    raw = json.dumps(header, sort_keys=True).encode()
+    packed = brotli.compress(raw)
+    return data[:8] + struct.pack("<II", len(packed), len(raw)) + packed + data[16 + packed_len:]
+
+
+@pytest.mark.parametrize("field,value,reason", [
+    ("rank", 10 ** 6, "rank"), ("group", 7, "group"), ("offset", 10 ** 9, "outside"), ("nbytes", 3, "bytes"),
+    ("asym", None, "asym"), ("offset", -1, "offset")])
+def test_a_damaged_lqer_entry_is_refused_naming_the_file(tmp_path, field, value, reason):
+    from golf.quant.artifact import ArtifactError, load_artifact, export_artifact
+
+    data = export_artifact(trained_like_state(), {}, 64, lqer_quant(top_k=1)).data
+
+    def damage(header):
+        entry = next(e for e in header["tensors"] if e.get("lqer"))
+        entry["lqer"][field] = value
+
+    path = tmp_path / "bad.golf"
+    path.write_bytes(reframed(data, damage))
+    with pytest.raises(ArtifactError) as info:
+        load_artifact(path)
+    assert str(path) in str(info.value) and reason in str(info.value), str(info.value)

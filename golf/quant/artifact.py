@@ -18,6 +18,8 @@ raw_bytes), and "tensors": in state-dict order, {"name", "shape", "dtype" (the o
 "transposed", "perm_offset", "perm_nbytes"}, offsets into the logical payload. Values are little-endian: int8 codes,
 fp16 or fp32 in C order (column-major when "transposed"), fp16 scales (int only: one per row, or one for the tensor),
 and a row permutation (uint16, uint32 above 65,536 rows; perm_nbytes 0 = none): stored row k is row perm[k].
+A matrix with an LQER correction (quant.lqer) has "lqer": {"rank", "asym", "group", "offset", "nbytes"}: its factors'
+bytes (golf/quant/lqer_layout.py; after the last stream's other bytes) whose dequant(A) @ dequant(B) the loader adds.
 Integer codes take one byte whatever the bit width: the compressor, not bit packing, takes out the unused bits.
 Where each tensor's bytes go (codes, then scales, then floats; per group for pergroup) is golf/quant/grouping.py.
 
@@ -44,7 +46,7 @@ from torch import Tensor
 
 from golf.atomic import atomic_write_bytes
 from golf.errors import GolfError
-from golf.quant import compressors, encoders, grouping, lrzip
+from golf.quant import compressors, encoders, grouping, lqer_layout, lrzip
 from golf.quant.config import HESSIAN_ENCODERS, QuantConfig
 from golf.quant.encoders import LOG, ExportContext
 from golf.quant.grouping import Encoded
@@ -172,6 +174,8 @@ def export_artifact(state_dict: dict[str, Tensor], model_config: dict[str, Any],
                      "compressed by the best of brotli and lzma (the T3 record used lrzip; apt install lrzip)")
     pieces = [_encode(name, tensor, cfg, context) for name, tensor in state_dict.items()]
     streams, entries = grouping.arrange(pieces, grouped)
+    if cfg.lqer.enabled:
+        streams = _add_lqer(pieces, state_dict, cfg, streams, entries, context)
     payload = b"".join(raw for _, raw in streams)
     params: dict[str, int] = {}
     by_category: dict[str, list[bytes]] = {}
@@ -213,6 +217,28 @@ def export_artifact(state_dict: dict[str, Tensor], model_config: dict[str, Any],
                         bits_per_weight=len(data) * 8 / total_params if total_params else 0.0, notes=notes)
 
 
+def _add_lqer(pieces: list[Encoded], state_dict: dict[str, Tensor], cfg: QuantConfig,
+              streams: list[tuple[str, bytes]], entries: list[dict[str, Any]],
+              context: ExportContext) -> list[tuple[str, bytes]]:
+    """quant.lqer: the factors of the largest quantization errors, appended to the last stream and described in
+    their matrices' entries; the export notes which matrices got one."""
+    from golf.quant import lqer_export  # the SVD and the choice: export only, not counted in code_bytes
+    factors, note = lqer_export.corrections(((p.entry["name"], p.values, p.scales) for p in pieces), state_dict, cfg)
+    context.notes.append(note)
+    LOG.info(note)
+    if not factors:
+        return streams
+    by_name = {entry["name"]: entry for entry in entries}
+    offset, extra = sum(len(raw) for _, raw in streams), []
+    for name, f in factors.items():
+        data = lqer_layout.to_bytes(f)
+        by_name[name]["lqer"] = dict(lqer_layout.describe(f), offset=offset, nbytes=len(data))
+        offset += len(data)
+        extra.append(data)
+    last, raw = streams[-1]
+    return streams[:-1] + [(last, raw + b"".join(extra))]
+
+
 def write_artifact(path: str | os.PathLike, result: ExportResult) -> None:
     atomic_write_bytes(path, result.data)
 
@@ -236,6 +262,8 @@ def decode_artifact(data: bytes, source: str = "<memory>") -> LoadedArtifact:
         if entry["name"] in state_dict:
             raise ArtifactError(f"{source}: tensor {entry['name']!r} appears twice in the header")
         state_dict[entry["name"]] = _decode_tensor(entry, payload, f"{source}: tensor {entry['name']!r}")
+        if "lqer" in entry:
+            state_dict[entry["name"]] += _lqer_correction(entry, payload, f"{source}: tensor {entry['name']!r}")
     return LoadedArtifact(state_dict=state_dict, model=header["model"], vocab_size=header["vocab_size"],
                           quant=header["quant"], header=header, sha256=artifact_sha256(data), source=source)
 
@@ -389,6 +417,26 @@ def _read(payload: bytes, offset: int, nbytes: int, dtype: np.dtype) -> np.ndarr
 
 def _tensor(values: np.ndarray) -> Tensor:
     return torch.from_numpy(values.astype(values.dtype.newbyteorder("=")))  # a native-order copy
+
+
+def _lqer_correction(entry: dict[str, Any], payload: bytes, where: str) -> Tensor:
+    """A matrix's stored LQER correction, its description and byte range checked before anything is read."""
+    stored = entry["lqer"]
+    if not isinstance(stored, dict) or entry["encoding"] != "int" or not entry["per_row"]:
+        raise ArtifactError(f"{where}: an LQER correction ({stored!r}) belongs to a matrix of per-row int codes")
+    description = {key: value for key, value in stored.items() if key not in ("offset", "nbytes")}
+    problem = lqer_layout.check(description, entry["shape"])
+    if problem:
+        raise ArtifactError(f"{where}: {problem}")
+    offset, nbytes = stored.get("offset"), stored.get("nbytes")
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise ArtifactError(f"{where}: LQER offset {offset!r} is not a non-negative integer")
+    expected = lqer_layout.nbytes(description, entry["shape"])
+    if nbytes != expected:
+        raise ArtifactError(f"{where}: LQER nbytes {nbytes!r}; its description and shape make {expected} bytes")
+    if offset + nbytes > len(payload):
+        raise ArtifactError(f"{where}: its LQER factors lie outside the {len(payload)}-byte payload")
+    return lqer_layout.from_bytes(description, entry["shape"], payload[offset:offset + nbytes]).correction()
 
 
 def _decode_tensor(entry: dict[str, Any], payload: bytes, where: str) -> Tensor:

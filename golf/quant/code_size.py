@@ -38,6 +38,8 @@ ARTIFACT_CODE_FILES = (
     "golf/quant/compressors.py",
     "golf/quant/lrzip.py",  # pergroup's lrzip streams
     "golf/quant/grouping.py",  # where the payload puts each tensor; pergroup's transposes and row orders
+    "golf/quant/lqer.py",  # LQER's factors, which the loader adds to the matrices that have them
+    "golf/quant/lqer_layout.py",
     "golf/quant/encoders.py",
     "golf/quant/artifact.py",
     "golf/data/__init__.py",

@@ -93,3 +93,38 @@ def test_the_corrected_weights_are_t3s(t3, keys):
     assert worst <= TOLERANCE
     # both of T3's forms are compared: the 300-column matrix is among the chosen and takes the symmetric fallback
     assert {f.asym for f in factors.values()} == ({True, False} if h.lqer_asym_enabled else {False})
+
+
+def test_a_golf_artifact_with_lqer_decodes_to_t3s_corrected_weights(t3):
+    """The whole path: golf's GPTQ export with quant.lqer on T3's settings, decoded, against T3's
+    gptq_mixed_quantize + dequantize_mixed on the same weights and Hessians."""
+    from dataclasses import asdict
+
+    from golf.model.gpt import GPT, ModelConfig
+    from golf.quant.artifact import decode_artifact, export_artifact
+    from golf.quant.calibration import collect_hessians, hessian_targets
+    from golf.quant.config import ClipSigmas, QuantBits, QuantConfig
+    from golf.quant.encoders import ExportContext
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(name="parity", num_layers=2, model_dim=288, num_heads=4, num_kv_heads=2)
+    model = GPT(cfg, 512)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    quant = QuantConfig(name="record_0427", encoder="gptq", bits=QuantBits(7, 6, 6, 6),
+                        sdclip=ClipSigmas(14.0, 13.0, 11.5, 12.85), gates_int8=True, compressor="brotli", level=5,
+                        lqer=LQERConfig(enabled=True))
+    batches = [torch.randint(0, 512, (2, 64), generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    hessians = collect_hessians(model, batches, hessian_targets(model, quant))
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    h = t3_settings()
+    result, meta = t3.gptq_mixed_quantize(state, hessians, h)
+    reference = t3.dequantize_mixed(result, meta, state)
+    loaded = decode_artifact(export_artifact(state, asdict(cfg), 512, quant, ExportContext(hessians)).data)
+    corrected = [e["name"] for e in loaded.header["tensors"] if e.get("lqer")]
+    assert sorted(corrected) == sorted(n for n, how in meta.items() if "+lqer" in how) and len(corrected) == 3
+    worst = max((loaded.state_dict[n] - reference[n]).abs().max().item() for n, how in meta.items()
+                if how.startswith("gptq"))
+    print(f"golf artifact vs T3 with LQER: corrected {corrected}; largest difference {worst:.2e}")
+    assert worst <= TOLERANCE
