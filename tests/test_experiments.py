@@ -64,7 +64,7 @@ def test_the_records_schedules_and_exports_differ_where_the_records_do() -> None
     assert t1.train.warmdown_frac == 0 and t1.train.warmdown_steps == 3500  # T1 counts iterations
     assert t2.train.warmdown_frac == 0.72 and t3.train.warmdown_frac == 0.85
     assert t1.quant.compressor == "lzma" and t1.quant.qat.enabled
-    assert t2.quant.compressor == t3.quant.compressor == "brotli"
+    assert t2.quant.compressor == "brotli" and t3.quant.compressor == "pergroup"
     assert t3.data.transform == "caseops" and t3.quant.bits.embed == 7
     assert (t1.ttt.lr, t2.ttt.lr) == (0.002, 0.005) and t1.ttt.method == t2.ttt.method == "full"
     # T3: phased TTT with per-document LoRA, its run command's and script's values
