@@ -11,6 +11,7 @@ import shutil
 import struct
 from pathlib import Path
 
+import brotli
 import numpy as np
 import pytest
 import sentencepiece as spm
@@ -201,9 +202,17 @@ def artifact_bytes() -> bytes:
     return export_artifact(state, asdict(cfg.model), VOCAB, QuantConfig()).data
 
 
+def with_version(good: bytes, version: int) -> bytes:
+    """The artifact with the version in its header (format 2: brotli-compressed JSON after a 16-byte prefix)."""
+    packed, _ = struct.unpack_from("<II", good, 8)
+    header = brotli.decompress(good[16:16 + packed]).replace(b'"version":2', b'"version":%d' % version, 1)
+    new = brotli.compress(header)
+    return good[:8] + struct.pack("<II", len(new), len(header)) + new + good[16 + packed:]
+
+
 @pytest.mark.parametrize("make,reason", [
     (lambda good: good[: len(good) // 2], "truncated"),
-    (lambda good: good.replace(b'"version":1', b'"version":7', 1), "unknown artifact version 7"),
+    (lambda good: with_version(good, 7), "unknown artifact version 7"),
 ], ids=["truncated", "version"])  # a wrong magic: tests/test_safety.py (a pickle handed in as the artifact)
 def test_golf_eval_refuses_a_bad_artifact_naming_it(good_data, artifact_bytes, tmp_path, make, reason):
     path = tmp_path / "bad.golf"
