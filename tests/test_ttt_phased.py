@@ -111,11 +111,11 @@ def test_golf_train_runs_the_method_and_passes_the_audit(option, text_corpus, tm
     result = golf_command(
         "golf.train", "data=text_dir", f"data.path={text_corpus}", "data.vocab_size=384", "model=tiny",
         "model.num_layers=2", "model.model_dim=32", "model.num_heads=2", "model.num_kv_heads=1",
-        "train.iterations=2", "train.batch_tokens=1024", "train.seq_len=64", "eval.max_tokens=2049",
-        "eval.compressor_baselines=false", f"ttt={option}", "ttt.chunk_tokens=16", "ttt.lora_rank=4",
+        "train.iterations=2", "train.batch_tokens=1024", "train.seq_len=64", "eval.max_tokens=4097",
+        "eval.compressor_baselines=false", f"ttt={option}", "ttt.chunk_tokens=32", "ttt.lora_rank=4",
         "ttt.doc_batch=2", "ttt.doc_order=stream", "ttt.doc_last_window=chunk", "ttt.lora_warm_start_a=false",
         "ttt.phases=[2,4]", "ttt.global_chunk_tokens=256", "ttt.global_batch_seqs=1", "audit.enabled=true",
-        "audit.tokens=640", "audit.positions=2", "logger=none", f"paths.root={tmp_path}",
+        "audit.tokens=2049", "audit.positions=2",  # the slice must hold a document boundary (the corpus's are long) "logger=none", f"paths.root={tmp_path}",
         f"hydra.run.dir={tmp_path / 'run'}")
     assert result.returncode == 0, result.stderr[-3000:]
     record = json.loads((tmp_path / "run" / "compliance.json").read_text())
