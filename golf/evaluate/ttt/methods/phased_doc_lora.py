@@ -9,11 +9,11 @@ from typing import Optional
 
 from golf.evaluate.ttt.config import Problem, TTTConfig
 from golf.evaluate.ttt.method import register
-from golf.evaluate.ttt.methods.doc_lora import DocLoRA, doc_lora_problems
+from golf.evaluate.ttt.doc_method import DocumentMethod, doc_lora_problems
 
 
 @register
-class PhasedDocLoRA(DocLoRA):
+class PhasedDocLoRA(DocumentMethod):
     name = "phased_doc_lora"
     document_independent = False
 
