@@ -25,12 +25,12 @@ import torch
 import yaml
 from omegaconf import OmegaConf
 
+from golf.calibrate import calibrate
 from golf.cli import compose
 from golf.config import to_golf_config
 from golf.data.prepare import ensure_prepared
 from golf.evaluate.artifact_eval import evaluate_artifact, load_model
 from golf.job import ARTIFACT_NAME
-from golf.job.calibrate import calibrate
 from golf.model.gpt import ModelConfig
 from golf.quant.artifact import export_artifact, load_artifact, write_artifact
 from golf.quant.code_size import ARTIFACT_LIMIT_BYTES, size_accounting

@@ -11,7 +11,7 @@ import pytest
 from golf.cli import compose
 from golf.config import to_golf_config
 from golf.evaluate.audit_calibration import check_calibration, read_calibration
-from golf.job.calibrate import reserves_clock, training_clock
+from golf.calibrate import reserves_clock, training_clock
 
 from testkit import golf_command
 

@@ -26,7 +26,10 @@ CHALLENGE_PACKAGES = ("torch", "numpy", "sentencepiece", "brotli", "zstandard")
 TINY_AUDITED = ["model=tiny", "data=text_dir", "data.vocab_size=384", "train.iterations=6", "train.batch_tokens=2048",
                 "train.seq_len=64", "eval.seq_len=64", "eval.max_tokens=8193", "eval.compressor_baselines=false",
                 "ttt=score_first", "ttt.chunk_tokens=4096", "ttt.epochs=1", "audit.enabled=true", "audit.tokens=8193",
-                "hardware.threads=1", "logger=none", "seed=5"]
+                "hardware.threads=1", "logger=none", "seed=5",
+                # GPTQ: the script calibrates on the run's training batches as golf.train does, then LQER and brotli
+                "quant=gptq_int6_brotli", "quant.passthrough_numel=1024", "quant.gptq.calibration_batches=2",
+                "quant.lqer.enabled=true"]
 
 
 def distributions_needed(names: tuple[str, ...]) -> set[str]:

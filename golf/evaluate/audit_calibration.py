@@ -1,6 +1,6 @@
 """The audit's calibration check: GPTQ calibration on training data is training (the rules since the 2026-04 rulings),
 so it must end inside train.max_wallclock_s. The job records when it ran in calibration.json beside the artifact
-(golf/job/calibrate.py); this module reads that record and judges it. Self-generated calibration reads no data and
+(golf/calibrate.py); this module reads that record and judges it. Self-generated calibration reads no data and
 is exempt; an artifact that needed Hessians from training data but has no record cannot show it was legal."""
 
 from __future__ import annotations

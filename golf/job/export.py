@@ -10,9 +10,9 @@ from typing import Any
 
 import torch
 
+from golf.calibrate import calibrate, calibrates
 from golf.collectives import barrier, broadcast_object
 from golf.job.artifact import ARTIFACT_NAME
-from golf.job.calibrate import calibrate, calibrates
 from golf.job.prepare import Job
 from golf.quant.artifact import export_artifact, write_artifact
 from golf.quant.code_size import ARTIFACT_LIMIT_BYTES, size_accounting

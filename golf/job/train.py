@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from golf.cache import cache_key
+from golf.calibrate import reserves_clock, training_clock
 from golf.checkpoint import Checkpointer, resume_training
 from golf.collectives import rank_world
 from golf.config import GolfConfig
 from golf.evaluate.bpb import EvalResult
 from golf.evaluate.windows import evaluate_standard
-from golf.job.calibrate import reserves_clock, training_clock
 from golf.job.prepare import Job
 from golf.logs import progress_allowed
 from golf.model.gpt import GPT, count_parameters

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from golf.calibrate import write_record as write_calibration
 from golf.collectives import barrier, broadcast_object
 from golf.config import GolfConfig
 from golf.job.artifact import ARTIFACT_NAME
-from golf.job.calibrate import write_record as write_calibration
 from golf.job.export import export
 from golf.job.prepare import Job, prepare, seed_everything, training_data_sha256
 from golf.job.record import record

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from golf.calibrate import calibrate, calibrates, reserves_clock, training_clock
 from golf.collectives import barrier, rank_world
 from golf.data.config import has_byte_sidecars
 from golf.data.layout import check_layout
@@ -38,6 +39,7 @@ from golf.evaluate.evaluation import evaluate_model, plan_for
 from golf.evaluate.windows import evaluate_standard, evaluate_windows
 from golf.hardware import autocast, setup_device
 from golf.quant.artifact import export_artifact, write_artifact
+from golf.quant.encoders import ExportContext
 from golf.submit.standalone_config import StandaloneConfig, from_dict
 from golf.training_build import build_model, build_training
 
@@ -82,16 +84,17 @@ def run(cfg: StandaloneConfig, embedded: dict[str, Any], script: Path) -> None:
     say(f"train_loader:dataset:{shards.name} train_shards:{len(layout.train)}")
     say(f"val_loader:shards:{len(layout.val)} tokens:{len(val)} tokenizer:{tokenizer.name}")
 
-    model = train(cfg, layout.train, val, tables, device)
+    model, train_time_s = train(cfg, layout.train, val, tables, device)
     artifact = Path(os.environ.get("ARTIFACT_PATH", "artifact.golf"))
     if rank_world()[0] == 0:
-        export(cfg, model, artifact, script)
+        export(cfg, model, artifact, script, layout.train, device, train_time_s)
     barrier()  # the artifact is on disk before any rank loads it
     score(cfg, artifact, layout.val, tokenizer, val, tables, device)
 
 
 def train(cfg: StandaloneConfig, train_files: list[Path], val: TokenArray, tables: Any,
-          device: torch.device) -> torch.nn.Module:
+          device: torch.device) -> tuple[torch.nn.Module, float]:
+    """The trained (averaged) weights and the training clock's seconds, GPTQ's calibration reserve kept off it."""
     model = build_model(cfg, device)
     amp = lambda: autocast(cfg.hardware, device)  # noqa: E731
     say(f"model_params:{sum(p.numel() for p in model.parameters())}")
@@ -110,7 +113,11 @@ def train(cfg: StandaloneConfig, train_files: list[Path], val: TokenArray, table
         if not line.startswith("step "):
             say(line)
 
-    training = build_training(cfg, model, train_files, device, amp, log, log_metrics=log_metrics, validate=validate)
+    clock = training_clock(cfg)
+    if reserves_clock(cfg):
+        say(f"gptq:reserving {cfg.quant.gptq.reserve_s:g}s, effective={1000 * clock.max_wallclock_s:.0f}ms")
+    training = build_training(cfg, model, train_files, device, amp, log, train=clock, log_metrics=log_metrics,
+                              validate=validate)
     result = training.trainer.fit()
     if result.status != "ok":
         sys.exit(f"training {result.status} at step {result.steps}: the loss is {result.last_loss}")
@@ -123,7 +130,7 @@ def train(cfg: StandaloneConfig, train_files: list[Path], val: TokenArray, table
     start = time.perf_counter()
     said("pre-quantization post-ema", evaluate_standard(model, val, tables, cfg.eval.seq_len, cfg.eval.batch_seqs,
                                                          device, amp), start)
-    return model
+    return model, result.train_time_s
 
 
 def said(label: str, result: Any, start: float) -> Any:
@@ -133,9 +140,16 @@ def said(label: str, result: Any, start: float) -> Any:
     return result
 
 
-def export(cfg: StandaloneConfig, model: torch.nn.Module, path: Path, script: Path) -> None:
-    state = {name: t.detach().cpu() for name, t in model.state_dict().items()}  # golf/job/export.py
-    exported = export_artifact(state, dataclasses.asdict(cfg.model), cfg.data.vocab_size, cfg.quant)
+def export(cfg: StandaloneConfig, model: torch.nn.Module, path: Path, script: Path, train_files: list[Path],
+           device: torch.device, train_time_s: float) -> None:
+    """golf/job/export.py's: GPTQ calibration first where the encoder needs it (golf/calibrate.py)."""
+    calibration = calibrate(cfg, model, train_files, device, train_time_s, say) if calibrates(cfg) else None
+    if calibration is not None and not calibration.record.get("exempt", True) and \
+            not calibration.record["within_clock"]:
+        sys.exit("GPTQ calibration read training data after the training clock ran out: raise quant.gptq.reserve_s")
+    state = {name: t.detach().cpu() for name, t in model.state_dict().items()}
+    context = ExportContext(hessians=calibration.hessians if calibration is not None else {})
+    exported = export_artifact(state, dataclasses.asdict(cfg.model), cfg.data.vocab_size, cfg.quant, context)
     write_artifact(path, exported)
     code = script.stat().st_size
     say(f"Serialized model quantized+{cfg.quant.compressor}: {exported.model_bytes} bytes")
