@@ -4,9 +4,9 @@
   byte for byte, golf's quant=int8_zlib file is no larger, and both decode to the same weights;
 - T2 (2026-04-09: GPTQ, torch.save of {"w", "m"}, byte shuffle + brotli-11, then its _decompress, torch.load and
   dequantize_mixed): golf's record_0409 artifact decodes to the same weights;
-- T3 (2026-04-27 with COMPRESSOR=pergroup: _serialize_pergroup, _deserialize_pergroup, dequantize_mixed): golf's
-  pergroup artifact decodes to the same weights, and each group stream holds the bytes T3 hands to lrzip (the same
-  similarity order and transposes). T3 runs the lrzip command; where it is not installed, an identity stand-in
+- T3 (2026-04-27 with COMPRESSOR=pergroup and its LQER: _serialize_pergroup, _deserialize_pergroup,
+  dequantize_mixed): golf's quant=record_0427 artifact decodes to the same weights, and each group stream holds the
+  bytes T3 hands to lrzip (the same similarity order and transposes). T3 runs the lrzip command; where it is not installed, an identity stand-in
   takes its place (the layout is what is compared; golf's own lrzip use is tested in tests/test_compressors_*).
 
 The scripts' functions are taken out of their sources by name and run as they are (script_parts.load_parts for the
@@ -137,7 +137,7 @@ def stream_bytes(data: bytes) -> dict[str, bytes]:
 
 def test_a_golf_pergroup_artifact_matches_t3s_pergroup_serializer(record_dir, calibrated, tmp_path):
     t3 = record(record_dir(T3), QUANT_PARTS + (
-        "_quantize_gate_int8_row", "_GROUP_ORDER", "_SIMSORT_KEYS", "_PACK_MAGIC", "_similarity_sort_l1",
+        "_quantize_gate_int8_row", "_lqer_pack", "_lqer_pack_asym", "_GROUP_ORDER", "_SIMSORT_KEYS", "_PACK_MAGIC", "_similarity_sort_l1",
         "_lrzip_compress", "_lrzip_decompress", "_pack_streams", "_unpack_streams", "_serialize_pergroup",
         "_deserialize_pergroup"))
     handed: dict[str, bytes] = {}
@@ -154,13 +154,15 @@ def test_a_golf_pergroup_artifact_matches_t3s_pergroup_serializer(record_dir, ca
     cfg, state, hessians = calibrated
     h = types.SimpleNamespace(embed_clip_sigmas=14.0, mlp_clip_sigmas=11.5, attn_clip_sigmas=13.0,
                               matrix_clip_sigmas=12.85, embed_bits=7, matrix_bits=6, gated_attn_quant_gate=True,
-                              lqer_enabled=False)
+                              lqer_enabled=True, lqer_rank=4, lqer_top_k=3, lqer_factor_bits=4,
+                              lqer_asym_enabled=True, lqer_asym_group=64)  # T3's defaults, as quant=record_0427
     result, meta = t3.gptq_mixed_quantize(state, hessians, h)
     blob = t3._serialize_pergroup(result, meta, cfg.num_layers, str(tmp_path))
     restored, restored_meta = t3._deserialize_pergroup(blob, cfg.num_layers, str(tmp_path))
     reference = t3.dequantize_mixed(restored, restored_meta, state)
 
-    quant = dataclasses.replace(preset("record_0427"), compressor="pergroup", level=9)
+    quant = preset("record_0427")
+    assert quant.compressor == "pergroup" and quant.lqer.enabled
     golf = export_artifact(state, dataclasses.asdict(cfg), VOCAB, quant, ExportContext(hessians))
     print(f"T3 settings, pergroup ({'lrzip' if real else 'no lrzip: identity stand-in for T3'}): golf "
           f"{golf.model_bytes:,} bytes, T3's file {len(blob):,} bytes")
