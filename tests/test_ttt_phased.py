@@ -6,7 +6,6 @@ with the audit."""
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 
 import numpy as np

@@ -21,11 +21,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from golf.model.gpt import GPT, ModelConfig
+from calibrated_model import calibrated_model
 from golf.model.names import is_control
 from golf.quant import compressors, encoders
 from golf.quant.artifact import decode_artifact, export_artifact
-from golf.quant.calibration import collect_hessians, hessian_targets
 from golf.quant.config import ClipSigmas, QuantBits, QuantConfig
 from golf.quant.encoders import ExportContext
 from golf.quant.gptq_lite import gptq_lite_rows
@@ -123,19 +122,7 @@ def mismatch(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @pytest.fixture(scope="module")
 def calibrated():
-    """A golf model with matrices above the records' 65,536-element passthrough, and Hessians collected by golf's
-    collector on random token batches: the same weights and Hessians go to the record and to golf."""
-    torch.manual_seed(0)
-    cfg = ModelConfig(name="parity", num_layers=2, model_dim=288, num_heads=4, num_kv_heads=2)
-    model = GPT(cfg, VOCAB)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.02)
-    batches = [torch.randint(0, VOCAB, (2, 64), generator=torch.Generator().manual_seed(i)) for i in range(3)]
-    quant = QuantConfig(encoder="gptq", bits=QuantBits(8, 6, 6, 6))
-    hessians = collect_hessians(model, batches, hessian_targets(model, quant))
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    return cfg, state, hessians
+    return calibrated_model(VOCAB)
 
 
 # --- encoder level ------------------------------------------------------------------------------------------------
