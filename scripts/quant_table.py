@@ -88,6 +88,8 @@ def main() -> int:
                          "quant_gap_bpb": bpb - reference if reference is not None else None,
                          "calibration_s": calibration_s, "export_s": export_s, "load_s": score.load_time_s, "eval_tokens": score.result.tokens,
                          "categories": exported.category_stats})
+            print(f"{scheme}: {exported.model_bytes:,} bytes, val_bpb {bpb:.4f}, calibration {calibration_s:.1f}s, "
+                  f"export {export_s:.1f}s, load {score.load_time_s:.2f}s", file=sys.stderr, flush=True)
     print(f"{args.run_dir.name}: model {cfg.model.name}, {score.result.tokens:,} validation tokens\n")
     print("| scheme | artifact bytes | fits | bits/weight | quant_val_bpb | gap | calibration s | export s | load s |")
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
