@@ -27,7 +27,7 @@ from golf.evaluate.ttt.config import TTTConfig, chunks_hold_rows, ttt_problems
 from golf.hardware_config import HardwareConfig, hardware_problems
 from golf.model.config import ModelConfig, model_problems
 from golf.optim.config import OptimConfig, optim_problems
-from golf.quant.config import QuantConfig, quant_problems
+from golf.quant.config import HESSIAN_ENCODERS, QuantConfig, quant_problems
 from golf.report.config import ReportConfig
 from golf.logger_config import LoggerConfig, logger_problems
 from golf.secrets import secret_in
@@ -159,6 +159,12 @@ def validate(cfg: GolfConfig) -> None:
     _require(cfg.data.loader != "documents" or cfg.model.doc_mask, "model.doc_mask", cfg.model.doc_mask,
              "true with data.loader=documents (packed documents are trained with document-masked attention, so "
              "evaluation must mask by documents too; add ablation=doc_mask or model.doc_mask=true)")
+    gptq = cfg.quant.gptq
+    calibrates_on_training_data = cfg.quant.encoder in HESSIAN_ENCODERS and gptq.calibration == "train"
+    _require(not calibrates_on_training_data or cfg.train.max_wallclock_s <= 0 or
+             gptq.reserve_s < cfg.train.max_wallclock_s, "quant.gptq.reserve_s", gptq.reserve_s,
+             f"less than train.max_wallclock_s={cfg.train.max_wallclock_s:g} (the calibration reserve comes off the "
+             "training clock; a reserve as long as the clock leaves no training)")
 
 
 def _validate_batch(cfg: GolfConfig) -> None:

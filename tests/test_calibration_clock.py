@@ -10,6 +10,7 @@ import pytest
 
 from golf.cli import compose
 from golf.config import to_golf_config
+from golf.errors import ConfigError
 from golf.evaluate.audit_calibration import check_calibration, read_calibration
 from golf.calibrate import reserves_clock, training_clock
 
@@ -99,3 +100,9 @@ def test_golf_train_calibrates_inside_the_clock_and_the_audit_fails_a_run_that_d
                                 "quant.gptq.reserve_s=0", "quant.gptq.calibration=generated",
                                 "quant.gptq.calibration_batches=1")
     assert metrics["gptq_calibration"]["exempt"] and compliance["checks"]["calibration"]["passed"]
+
+
+def test_a_reserve_as_long_as_the_clock_is_refused_naming_the_key():
+    with pytest.raises(ConfigError, match="quant.gptq.reserve_s"):
+        config("train.max_wallclock_s=10", "quant.gptq.reserve_s=10")
+    assert training_clock(config("train.max_wallclock_s=10", "quant.gptq.reserve_s=9.5")).max_wallclock_s == 0.5
