@@ -344,7 +344,9 @@ def test_unknown_version_and_compressor(tmp_path: Path, good_bytes: bytes) -> No
 def test_tensor_entries_out_of_bounds_or_inconsistent(tmp_path: Path, good_bytes: bytes) -> None:
     payload = good_bytes[header_end(good_bytes):]
     for change, match in ((dict(offset=10 ** 9), "outside"), (dict(shape=[3, 3]), "do not match"),
-                          (dict(encoding="int4"), "unknown encoding"), (dict(shape=[-1, 4]), "non-negative")):
+                          (dict(encoding="int4"), "unknown encoding"), (dict(shape=[-1, 4]), "non-negative"),
+                          # element counts past int64 (or overflowing it to a small number): refused, not a traceback
+                          (dict(shape=[10 ** 30]), "more elements"), (dict(shape=[2 ** 32, 2 ** 32]), "more elements")):
         header = good_header(good_bytes)
         header["tensors"][0].update(change)
         message = refusal(tmp_path, framed(header, payload))

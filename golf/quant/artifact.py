@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import struct
 from concurrent.futures import ThreadPoolExecutor
@@ -376,7 +377,7 @@ def _read_streams(blob: bytes, header: dict[str, Any], source: str) -> bytes:
 
 def _expected_nbytes(entry: dict[str, Any]) -> tuple[int, int]:
     shape = entry["shape"]
-    numel = int(np.prod(shape, dtype=np.int64))
+    numel = math.prod(shape)
     values = numel * _VALUE_DTYPES[entry["encoding"]].itemsize
     if entry["encoding"] != "int":
         return values, 0
@@ -393,6 +394,9 @@ def _check_entry(entry: Any, keys: tuple[str, ...], payload_bytes: int, source: 
     shape = entry["shape"]
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
         raise ArtifactError(f"{where}: shape {shape!r} is not a list of non-negative integers")
+    if math.prod(shape) > MAX_PAYLOAD_BYTES:  # Python ints: a hostile shape must not overflow int64 to a small numel
+        raise ArtifactError(f"{where}: shape {shape!r} holds more elements than a golf artifact can "
+                            f"({MAX_PAYLOAD_BYTES:,})")
     if entry["encoding"] not in _VALUE_DTYPES:
         raise ArtifactError(f"{where}: unknown encoding {entry['encoding']!r}; expected int, fp16 or fp32")
     if entry["encoding"] == "int" and entry["per_row"] and len(shape) != 2:
