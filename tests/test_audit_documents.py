@@ -6,6 +6,7 @@ CaseOps byte sidecar."""
 from __future__ import annotations
 
 import copy
+import types
 from dataclasses import replace
 
 import numpy as np
@@ -18,7 +19,8 @@ from golf.data.shards import TokenArray
 from golf.data.tokenizer import BOS_ID, ByteTables, byte_tables, load_tokenizer
 from golf.evaluate.audit_checks import run_audit
 from golf.evaluate.audit_config import AuditConfig
-from golf.evaluate.audit_documents import check_bos_isolation, check_window_plan, rewrite_before
+from golf.evaluate.audit_documents import (check_bos_isolation, check_caseops_bytes, check_window_plan,
+                                           rewrite_before)
 from golf.evaluate.config import EvalConfig
 from golf.evaluate.evaluation import plan_for
 from golf.evaluate.ttt import method as ttt_methods
@@ -249,3 +251,14 @@ def test_a_claim_that_depends_on_the_settings_is_read_with_them(monkeypatch):
     cfg = replace(TTT, method=_Conditional.name)
     assert claims_document_independence(cfg) and not claims_document_independence(replace(cfg, lora_warm_start_a=True))
     assert not claims_document_independence(replace(cfg, protocol="none"))
+
+
+def test_a_slice_without_a_whole_document_says_it_compared_none(caseops_data):
+    sp, _, tokens, counts = caseops_data
+    bos = np.flatnonzero(tokens == BOS_ID)
+    inside = slice(int(bos[0]) + 1, int(bos[0]) + 1 + min(200, int(bos[1] - bos[0]) - 1))  # within one document
+    piece, piece_counts = tokens[inside], counts[inside]
+    windows = [Window(start=0, length=len(piece) - 1, score_from=0)]
+    evaluation = types.SimpleNamespace(result=types.SimpleNamespace(bytes=int(piece_counts[1:].sum())))
+    check = check_caseops_bytes(piece, piece_counts, evaluation, windows, sp)
+    assert check.passed and check.detail["documents_compared"] == 0 and "none compared" in check.detail["reason"]

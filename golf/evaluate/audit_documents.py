@@ -234,9 +234,10 @@ def check_caseops_bytes(tokens: np.ndarray, counts: Optional[np.ndarray], evalua
     passed = not problems
     reason = problems[0] if problems else (
         f"{billed:,} bytes billed, as the sidecar says; BOS and operators 0"
-        + (f"; {documents} whole documents bill {billed_docs:,} bytes, their decoded text {text_docs:,} "
-           f"({documents - differing} exactly)" if tokenizer is not None else
-           " (no tokenizer given: documents not compared with their text)"))
+        + (" (no tokenizer given: documents not compared with their text)" if tokenizer is None else
+           " (no whole document in the slice: none compared with its text; raise audit.tokens)" if documents == 0 else
+           f"; {documents} whole documents bill {billed_docs:,} bytes, their decoded text {text_docs:,} "
+           f"({documents - differing} exactly)"))
     return CheckResult("caseops_bytes", passed, {
         "reason": reason, "billed_bytes": billed, "sidecar_bytes": sidecar_bytes, "special_bytes": billed_specials,
         "documents_compared": documents, "documents_differing": differing, "documents_billed_bytes": billed_docs,
