@@ -24,19 +24,30 @@ FORBIDDEN = ("hydra", "omegaconf", "wandb", "scipy", "matplotlib", "filelock", "
 
 
 def fake_run(path: Path, seed: int, val_bpb: float, overrides: tuple[str, ...] = (), compliant: bool | None = True,
-             model_bytes: int = 1_000_000, metrics_seed: int | None = None) -> Path:
+             model_bytes: int = 1_000_000, metrics_seed: int | None = None, audit_dir: Path | None = None,
+             audit_overrides: tuple[str, ...] = (), audited_sha256: str | None = None) -> Path:
+    """A finished run; its audit (unless compliant is None) in the run directory as golf.train writes it, or in
+    `audit_dir` as golf.audit does, of the artifact `audited_sha256` (default: the run's), with `audit_overrides`."""
     path.mkdir(parents=True)
-    config = to_plain_dict(to_golf_config(compose(["model=tiny", "ttt=score_first", f"seed={seed}", *overrides])))
-    (path / "config.yaml").write_text(yaml.safe_dump(config))
+    config = to_golf_config(compose(["model=tiny", "ttt=score_first", f"seed={seed}", *overrides]))
+    (path / "config.yaml").write_text(yaml.safe_dump(to_plain_dict(config)))
+    sha = f"{seed:064x}"
     metrics = {"status": "ok", "seed": seed if metrics_seed is None else metrics_seed, "val_bpb": val_bpb,
                "val_loss": val_bpb * 2.5, "model_bytes": model_bytes, "steps": 10, "train_time_s": 3.0,
-               "eval_time_s": 1.0, "compliant": compliant}
+               "eval_time_s": 1.0, "compliant": compliant, "artifact_sha256": sha}
     (path / "metrics.json").write_text(json.dumps(metrics))
     (path / "train.log").write_text(f"seed {seed}\n")
     if compliant is not None:
+        audited = to_golf_config(compose(["model=tiny", "ttt=score_first", f"seed={seed}", *overrides,
+                                          *audit_overrides]))
         checks = {name: {"passed": compliant, "reason": "r"} for name in
                   ("C1_causality", "C2_normalization", "C3_score_before_update", "C4_single_pass")}
-        (path / "compliance.json").write_text(json.dumps({"compliant": compliant, "checks": checks}))
+        record = {"compliant": compliant, "checks": checks, "artifact_sha256": audited_sha256 or sha,
+                  "eval": {"seq_len": audited.eval.seq_len, "stride": audited.eval.stride},
+                  "ttt": dataclasses.asdict(audited.ttt)}  # as run_audit records them (golf/evaluate/audit_checks.py)
+        where = audit_dir or path
+        where.mkdir(parents=True, exist_ok=True)
+        (where / "compliance.json").write_text(json.dumps(record))
     return path
 
 
@@ -92,6 +103,30 @@ def test_a_non_compliant_run_is_refused(tmp_path, capsys):
 def test_a_run_without_an_audit_is_refused(tmp_path, capsys):
     run = fake_run(tmp_path / "run", 1, 1.2, compliant=None)
     assert "audit.enabled=true" in refused(capsys, run, tmp_path)
+
+
+def test_an_audit_of_another_artifact_is_refused(tmp_path, capsys):
+    """A compliance.json copied from another run (another artifact) says nothing of this one."""
+    run = fake_run(tmp_path / "run", 1, 1.2, audited_sha256="f" * 64)
+    err = refused(capsys, run, tmp_path)
+    assert str(run) in err and "no compliance audit of its artifact" in err and "submit.audits=" in err
+
+
+def test_an_audit_with_other_evaluation_settings_is_refused(tmp_path, capsys):
+    run = fake_run(tmp_path / "run", 1, 1.2, audit_overrides=("ttt.lr=0.5",))
+    err = refused(capsys, run, tmp_path)
+    assert str(run) in err and "ttt.lr" in err and "evaluation settings" in err
+
+
+def test_audits_made_by_golf_audit_elsewhere_are_matched_by_artifact(tmp_path):
+    """The multi-GPU way: golf.audit wrote each seed's compliance.json in its own run directory; submit.audits names
+    the folder of those directories, and each run takes the audit of its own artifact."""
+    for seed in (1, 2):
+        fake_run(tmp_path / "sweep" / str(seed), seed, 1.2, audit_dir=tmp_path / "audits" / f"audit{seed}")
+    folder = submit(tmp_path / "sweep", tmp_path, f"submit.audits={tmp_path / 'audits'}")
+    for seed in (1, 2):
+        copied = json.loads((folder / f"compliance_seed{seed}.json").read_text())
+        assert copied["artifact_sha256"] == f"{seed:064x}"
 
 
 def test_a_run_whose_seed_disagrees_with_its_config_is_refused(tmp_path, capsys):

@@ -108,6 +108,7 @@ def score_artifact_file(cfg: GolfConfig, path: Path, data: PreparedData, device:
                                model_bytes=path.stat().st_size, eval_time_s=eval_time, log=log,
                                hardware=cfg.hardware.name, quant=standard.artifact.quant,
                                calibration=read_calibration(path.parent), tokenizer=tokenizer)
+        compliance["artifact_sha256"] = standard.artifact.sha256  # golf.submit ties the audit to this artifact
         log(verdict_table(compliance))
         timing = compliance["checks"]["eval_time"]
         metrics.update(compliance=compliance, compliant=compliance["compliant"], audit_time_judged=timing["judged"],

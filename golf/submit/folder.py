@@ -1,5 +1,5 @@
 """The records folder, written: <root>/records/track_<track>/<date>_<name>/ with train_gpt.py, submission.json,
-README.md, requirements.txt and each seed's train log and compliance.json. A folder that already holds files is
+README.md, requirements.txt and each seed's train log and compliance.json (the audit of its artifact). A folder that already holds files is
 refused: a submission is never written over another."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def run_config(run: SubmittedRun) -> Any:
 
 
 def write_submission(directory: Path, settings: SubmitSettings) -> Submission:
-    runs = sorted(find_runs(directory), key=lambda r: r.seed)
+    runs = sorted(find_runs(directory, settings.audit_dirs()), key=lambda r: r.seed)
     cfg = run_config(runs[0])
     script = script_text(cfg, Path(cfg.data.shards_dir).name, Path(cfg.data.tokenizer).name)
     code_bytes = len(script.encode("utf-8"))
@@ -61,5 +61,5 @@ def write_submission(directory: Path, settings: SubmitSettings) -> Submission:
         for run in runs:
             if (run.path / "train.log").is_file():
                 atomic_write_bytes(folder / f"train_seed{run.seed}.log", (run.path / "train.log").read_bytes())
-            shutil.copyfile(run.path / "compliance.json", folder / f"compliance_seed{run.seed}.json")
+            shutil.copyfile(run.compliance_path, folder / f"compliance_seed{run.seed}.json")
     return Submission(folder, doc, runs)

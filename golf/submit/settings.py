@@ -7,6 +7,7 @@ import dataclasses
 import datetime
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 from golf.errors import ConfigError
@@ -25,6 +26,10 @@ class SubmitSettings:
     github_id: str = ""
     blurb: str = ""
     baseline: str = ""  # a records folder (or its submission.json) whose seeds the p-value is computed against
+    audits: str = ""  # golf.audit run directories (or folders of them), comma-separated: the audits of multi-GPU runs
+
+    def audit_dirs(self) -> tuple[Path, ...]:
+        return tuple(Path(d.strip()) for d in self.audits.split(",") if d.strip())
 
 
 def parse_settings(args: Sequence[str]) -> SubmitSettings:
