@@ -16,6 +16,7 @@ from golf.cli import compose
 from golf.config import to_golf_config, to_plain_dict
 from golf.evaluate.ttt.method import names as ttt_methods
 from golf.submit.bundle import REPLACED, bundled_files
+from golf.submit import submission_json
 from golf.submit.command import main
 from golf.submit.minify import minify
 
@@ -127,6 +128,19 @@ def test_audits_made_by_golf_audit_elsewhere_are_matched_by_artifact(tmp_path):
     for seed in (1, 2):
         copied = json.loads((folder / f"compliance_seed{seed}.json").read_text())
         assert copied["artifact_sha256"] == f"{seed:064x}"
+
+
+@pytest.mark.parametrize("source, within", [("train", False), ("generated", True)])
+def test_gptq_calibration_on_training_data_counts_as_training_time(tmp_path, source, within):
+    """On 8xH100, a run whose training stopped inside 600 s but whose GPTQ calibration on training data ended past
+    it is not under 600 s (the rules count that calibration as training); generated calibration reads no data."""
+    run = fake_run(tmp_path / "run", 1, 1.2, overrides=("hardware=8xh100",))
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["train_time_s"] = submission_json.TRAIN_BUDGET_S - 5
+    metrics["gptq_calibration"] = {"source": source, "training_clock_s": submission_json.TRAIN_BUDGET_S + 5}
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    doc = json.loads((submit(run, tmp_path) / "submission.json").read_text())
+    assert doc["compliance"]["train_under_600s"] is within
 
 
 def test_a_run_whose_seed_disagrees_with_its_config_is_refused(tmp_path, capsys):

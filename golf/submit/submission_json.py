@@ -50,6 +50,16 @@ def comparison(ours: list[float], baseline: dict[str, Any], name: str) -> dict[s
     return out
 
 
+def training_seconds(metrics: dict[str, Any]) -> float:
+    """The training clock as the rules count it: GPTQ calibration on training data is training (golf/calibrate.py
+    records the clock it ended at); train_time_s alone leaves it out."""
+    calibration = metrics.get("gptq_calibration")
+    if isinstance(calibration, dict) and calibration.get("source") == "train" and \
+            calibration.get("training_clock_s") is not None:
+        return float(calibration["training_clock_s"])
+    return float(metrics.get("train_time_s", math.inf))
+
+
 def submission(runs: list[SubmittedRun], settings: SubmitSettings, name: str, date: str, code_bytes: int,
                recipe: dict[str, Any], baseline: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     bpbs = [float(r.metrics["val_bpb"]) for r in runs]
@@ -69,7 +79,7 @@ def submission(runs: list[SubmittedRun], settings: SubmitSettings, name: str, da
         "seed_results": {str(r.seed): {
             "val_bpb": r.metrics["val_bpb"], "val_loss": r.metrics["val_loss"], "artifact_bytes": size,
             "steps": r.metrics.get("steps"), "train_time_s": r.metrics.get("train_time_s"),
-            "eval_time_s": r.metrics.get("eval_time_s"),
+            "eval_time_s": r.metrics.get("eval_time_s"), "training_clock_s": training_seconds(r.metrics),
             "step_avg_ms": (1000 * r.metrics["train_time_s"] / r.metrics["steps"]) if r.metrics.get("steps") else None,
         } for r, size in zip(runs, sizes)},
         "artifact_bytes_mean": statistics.fmean(sizes), "artifact_bytes_max": max(sizes), "bytes_total": max(sizes),
@@ -77,8 +87,7 @@ def submission(runs: list[SubmittedRun], settings: SubmitSettings, name: str, da
         "hardware": hardware,
         "technique_summary": ", ".join(f"{k}={v}" for k, v in recipe.items()),
         "compliance": {
-            "train_under_600s": on_track_machine and all(r.metrics.get("train_time_s", math.inf) <= TRAIN_BUDGET_S
-                                                         for r in runs),
+            "train_under_600s": on_track_machine and all(training_seconds(r.metrics) <= TRAIN_BUDGET_S for r in runs),
             "artifact_under_16mb": max(sizes) <= ARTIFACT_LIMIT_BYTES,
             "eval_under_600s": on_track_machine and all(r.metrics.get("eval_time_s", math.inf) <= EVAL_BUDGET_S
                                                         for r in runs),
