@@ -6,7 +6,9 @@ targets; every chunk but the last is trained on for ttt.global_epochs passes, in
 sequences of eval.seq_len (a batch is one row of batch_seqs * seq_len tokens with document-masked attention when the
 model masks documents, as the records' varlen batches; else rows of seq_len), the lr cosine over chunks
 (lr * 0.5 * (1 + cos(pi * c / max(n - 1, 1)))), SGD with momentum, the gradient clipped to ttt.global_grad_clip,
-every parameter trained. A fresh optimizer per phase. Ranks split each chunk's sequences and average gradients.
+every parameter trained. A fresh optimizer per phase. Ranks split each chunk's sequences (seqs * rank // world ..)
+and average gradients (sum / world, as the records); every rank takes the busiest rank's number of steps, a rank out
+of rows adding zeros, so all make the same collective calls (the records assume seqs divisible by the world size).
 One difference from the records: their varlen batches also cut a document longer than seq_len into seq_len pieces;
 a golf row keeps such a document whole.
 """
@@ -56,26 +58,28 @@ def global_sgd(model: nn.Module, tokens: np.ndarray, cfg: TTTConfig, seq_len: in
             for group in optimizer.param_groups:
                 group["lr"] = chunk_lr(cfg, c, n_chunks)
             mine_lo, mine_hi = seqs * rank // world, seqs * (rank + 1) // world
+            busiest = -(-seqs // world)  # sequences of the rank with the most
+            batches = -(-busiest // cfg.global_batch_seqs)  # the same on every rank
             for _ in range(cfg.global_epochs):
-                for b in range(0, mine_hi - mine_lo, cfg.global_batch_seqs):
-                    e = min(b + cfg.global_batch_seqs, mine_hi - mine_lo)
-                    start, stop = lo + (mine_lo + b) * seq_len, lo + (mine_lo + e) * seq_len + 1
-                    if stop > len(tokens):
-                        continue
-                    local = host_to_device(torch.from_numpy(tokens[start:stop].astype(np.int64)), device)
-                    shape = (1, -1) if one_row else (-1, seq_len)
-                    x, y = local[:-1].reshape(shape), local[1:].reshape(shape)
+                for k in range(batches):
+                    b = mine_lo + k * cfg.global_batch_seqs
+                    e = min(b + cfg.global_batch_seqs, mine_hi)
                     optimizer.zero_grad(set_to_none=True)
-                    with torch.enable_grad(), autocast():
-                        loss = model(x, y)
-                    loss.backward()
+                    if e > b:  # else this rank has no rows left: it adds zeros to the others' gradient
+                        start, stop = lo + b * seq_len, lo + e * seq_len + 1
+                        local = host_to_device(torch.from_numpy(tokens[start:stop].astype(np.int64)), device)
+                        shape = (1, -1) if one_row else (-1, seq_len)
+                        x, y = local[:-1].reshape(shape), local[1:].reshape(shape)
+                        with torch.enable_grad(), autocast():
+                            loss = model(x, y)
+                        loss.backward()
                     if world > 1:
                         for p in params:
                             if p.grad is None:
                                 p.grad = torch.zeros_like(p)
                         all_reduce_grads_(params)
                         for p in params:
-                            p.grad.div_(world)
+                            p.grad.div_(world)  # the records' mean over ranks
                     if cfg.global_grad_clip > 0:
                         torch.nn.utils.clip_grad_norm_(params, cfg.global_grad_clip)
                     optimizer.step()
