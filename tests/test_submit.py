@@ -4,8 +4,10 @@ paragraph naming the run and why); the minifier and the bundle's closure."""
 from __future__ import annotations
 
 import ast
+import base64
 import dataclasses
 import json
+import lzma
 import statistics
 from pathlib import Path
 
@@ -14,22 +16,47 @@ import yaml
 
 from golf.cli import compose
 from golf.config import to_golf_config, to_plain_dict
+from golf.digest import file_sha256
+from golf.runs import git_description
 from golf.evaluate.ttt.method import names as ttt_methods
 from golf.submit.bundle import REPLACED, bundled_files
 from golf.submit import submission_json
 from golf.submit.command import main
 from golf.submit.minify import minify
+from golf.submit.provenance import data_mismatch
 
 FORBIDDEN = ("hydra", "omegaconf", "wandb", "scipy", "matplotlib", "filelock", "yaml", "golf.cli",
              "golf.launch")
 
 
+def fake_data(folder: Path) -> Path:
+    """A tokenizer file and a validation shard (their bytes only: golf.submit hashes them, reads nothing)."""
+    if not folder.is_dir():
+        folder.mkdir(parents=True)
+        (folder / "tokenizer.model").write_bytes(b"pieces A")
+        (folder / "fineweb_val_000000.bin").write_bytes(b"validation tokens")
+    return folder
+
+
+def embedded_run(script: Path) -> dict:
+    """The `run` part of a train_gpt.py's payload (golf/submit/bundle.py's HEADER)."""
+    text = script.read_text()
+    packed = ast.literal_eval(text[text.index("b85decode(") + len("b85decode("):text.index("),format=")])
+    return json.loads(lzma.decompress(base64.b85decode(packed), format=lzma.FORMAT_RAW,
+                                      filters=[{"id": lzma.FILTER_LZMA2}]))["run"]
+
+
 def fake_run(path: Path, seed: int, val_bpb: float, overrides: tuple[str, ...] = (), compliant: bool | None = True,
              model_bytes: int = 1_000_000, metrics_seed: int | None = None, audit_dir: Path | None = None,
-             audit_overrides: tuple[str, ...] = (), audited_sha256: str | None = None) -> Path:
+             audit_overrides: tuple[str, ...] = (), audited_sha256: str | None = None,
+             git_text: str | None = None) -> Path:
     """A finished run; its audit (unless compliant is None) in the run directory as golf.train writes it, or in
     `audit_dir` as golf.audit does, of the artifact `audited_sha256` (default: the run's), with `audit_overrides`."""
     path.mkdir(parents=True)
+    data = fake_data(path.parent / "_data")
+    overrides = (f"data.shards_dir={data}", f"data.tokenizer={data / 'tokenizer.model'}", *overrides)
+    if git_text is not None:
+        (path / "git.txt").write_text(git_text)
     config = to_golf_config(compose(["model=tiny", "ttt=score_first", f"seed={seed}", *overrides]))
     (path / "config.yaml").write_text(yaml.safe_dump(to_plain_dict(config)))
     sha = f"{seed:064x}"
@@ -141,6 +168,37 @@ def test_gptq_calibration_on_training_data_counts_as_training_time(tmp_path, sou
     (run / "metrics.json").write_text(json.dumps(metrics))
     doc = json.loads((submit(run, tmp_path) / "submission.json").read_text())
     assert doc["compliance"]["train_under_600s"] is within
+
+
+def test_the_script_carries_the_runs_data_digests_and_commit(tmp_path):
+    run = fake_run(tmp_path / "run", 1, 1.2, git_text=git_description())
+    embedded = embedded_run(submit(run, tmp_path) / "train_gpt.py")
+    data = tmp_path / "_data"
+    assert embedded["data"]["tokenizer_sha256"] == file_sha256(data / "tokenizer.model")
+    assert embedded["data"]["val_sha256"] == {"fineweb_val_000000.bin": file_sha256(data / "fineweb_val_000000.bin")}
+    assert embedded["golf"]["commit"] in git_description()
+
+
+def test_the_script_refuses_another_tokenizer_or_other_validation_shards(tmp_path):
+    data = fake_data(tmp_path / "data")
+    expected = embedded_run(submit(fake_run(tmp_path / "run", 1, 1.2), tmp_path) / "train_gpt.py")["data"]
+    assert data_mismatch(expected, tmp_path / "_data" / "tokenizer.model", tmp_path / "_data") is None
+    (data / "tokenizer.model").write_bytes(b"pieces B")  # the same size, other pieces
+    assert "TOKENIZER_PATH" in data_mismatch(expected, data / "tokenizer.model", data)
+    (data / "tokenizer.model").write_bytes(b"pieces A")
+    (data / "fineweb_val_000001.bin").write_bytes(b"more")
+    message = data_mismatch(expected, data / "tokenizer.model", data)
+    assert "DATA_PATH" in message and "fineweb_val_000001.bin" in message
+
+
+def test_a_run_made_with_another_golf_commit_is_refused_unless_unknowable(tmp_path, capsys):
+    other = "a" * 40
+    clean = fake_run(tmp_path / "clean", 1, 1.2, git_text=f"commit: {other}\nstate: clean\n")
+    err = refused(capsys, clean, tmp_path)
+    assert str(clean) in err and f"git checkout {other}" in err
+    dirty = fake_run(tmp_path / "dirty", 1, 1.2, git_text=f"commit: {other}\nstate: dirty\n")
+    text = (submit(dirty, tmp_path) / "README.md").read_text()
+    assert other in text and "could not check" in text
 
 
 def test_a_run_whose_seed_disagrees_with_its_config_is_refused(tmp_path, capsys):

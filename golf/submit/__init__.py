@@ -10,6 +10,7 @@ The parts, one idea each:
     minify.py           the modules' source made small (no docstrings, comments or annotations)
     standalone_main.py  what train_gpt.py runs: train -> export -> score, the records' log lines
     standalone_config.py  the run's config as golf's dataclasses without omegaconf
+    provenance.py       the run's data digests and golf commit the script carries, and its refusal of other data
     submission_json.py  submission.json
     readme.py           README.md
     folder.py           the folder written

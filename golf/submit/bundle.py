@@ -18,11 +18,13 @@ import base64
 import json
 import lzma
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from golf import REPO_ROOT
 from golf.quant.code_size import _golf_imports, _module_file
 from golf.submit.minify import minify
+from golf.submit.provenance import VAL_GLOB, data_digests, golf_commit
+from golf.submit.runs import SubmitError
 from golf.submit.standalone_config import standalone_dict
 
 ENTRY = "golf/submit/standalone_main.py"
@@ -86,13 +88,25 @@ def module_name(file: str) -> str:
     return ".".join(path.parts[:-1] if path.name == "__init__" else path.parts)
 
 
-def script_text(cfg: Any, dataset: str, tokenizer: str, root: Path = REPO_ROOT) -> str:
+def provenance(cfg: Any, git_text: Optional[str]) -> dict[str, Any]:
+    """What the script checks and records beyond its code: the sha256 of the run's tokenizer and validation shards
+    (as they are at cfg.data's paths) and the golf commit of `git_text` (a run's git.txt)."""
+    tokenizer, shards = Path(cfg.data.tokenizer), Path(cfg.data.shards_dir)
+    if not tokenizer.is_file() or not any(shards.glob(VAL_GLOB)):
+        raise SubmitError(f"the run's data is not on disk (data.tokenizer={tokenizer}, data.shards_dir={shards} with "
+                          f"its {VAL_GLOB}): train_gpt.py carries their sha256 so that it is scored on the same "
+                          "tokenizer and validation text; submit where the run's data is")
+    return {"data": data_digests(tokenizer, shards), "golf": golf_commit(git_text)}
+
+
+def script_text(cfg: Any, dataset: str, tokenizer: str, git_text: Optional[str], root: Path = REPO_ROOT) -> str:
     """train_gpt.py for `cfg` (a GolfConfig), reading ./data/datasets/<dataset> and ./data/tokenizers/<tokenizer>
-    unless DATA_PATH / TOKENIZER_PATH say otherwise. The same config and golf give the same bytes."""
+    unless DATA_PATH / TOKENIZER_PATH say otherwise, refusing data other than the run's (provenance); `git_text`:
+    the run's git.txt. The same config, data, commit and golf give the same bytes."""
     method = cfg.ttt.method if cfg.ttt.protocol != "none" else None
     modules = {module_name(f): [f.endswith("__init__.py"), minify((root / f).read_text(encoding="utf-8"))]
                for f in bundled_files(method, root)}
-    run = {"config": standalone_dict(cfg), "dataset": dataset, "tokenizer": tokenizer}
+    run = {"config": standalone_dict(cfg), "dataset": dataset, "tokenizer": tokenizer, **provenance(cfg, git_text)}
     packed = json.dumps({"modules": modules, "run": run}, sort_keys=True, separators=(",", ":")).encode("utf-8")
     payload = base64.b85encode(lzma.compress(packed, format=lzma.FORMAT_RAW, filters=LZMA_FILTERS)).decode("ascii")
     aliases = "\n".join(f'import {target} as _a;sys.modules["{module_name(file)}"]=_a'
@@ -102,5 +116,8 @@ def script_text(cfg: Any, dataset: str, tokenizer: str, root: Path = REPO_ROOT) 
 
 def code_bytes_submission(cfg: Any, dataset: str = "dataset", tokenizer: str = "tokenizer.model") -> int:
     """The size of the train_gpt.py a submission of `cfg` ships, counted as the challenge counts code: the file's
-    bytes. The data names change it by a few bytes only."""
-    return len(script_text(cfg, dataset, tokenizer).encode("utf-8"))
+    bytes, with this golf's commit (what the run's git.txt says) and the data's digests. The data names change it by
+    a few bytes only."""
+    from golf.runs import git_description
+
+    return len(script_text(cfg, dataset, tokenizer, git_description()).encode("utf-8"))

@@ -109,7 +109,19 @@ def _reproduce(doc: dict[str, Any], cfg: dict[str, Any], nproc: int) -> list[str
             "It reads `./data/datasets/<dataset>/` and `./data/tokenizers/<tokenizer>` (the challenge's layout; "
             "`DATA_PATH` and `TOKENIZER_PATH` point elsewhere), trains, writes the artifact (`ARTIFACT_PATH`, default "
             "artifact.golf), scores it as loaded from disk and ends with the score's line, as the records' logs do. "
-            "golf need not be installed.", "",
+            "golf need not be installed. It refuses a tokenizer or validation shards other than the run's (it "
+            "carries their sha256): another tokenizer of the same vocabulary size would change the byte counts.", "",
+            _commit_line(doc), "",
             "## Files", "", "- train_gpt.py: the code (self-extracting)",
             "- train_seed<seed>.log: each golf run's train.log", "- compliance_seed<seed>.json: each seed's audit",
             "- submission.json, requirements.txt, README.md", ""]
+
+
+def _commit_line(doc: dict[str, Any]) -> str:
+    run, bundled = doc["golf_commit"]["run"], doc["golf_commit"]["bundled"]
+    line = f"The runs were made with golf commit `{run['commit'] or 'unknown'}` ({run['state']} tree)"
+    if run["state"] == "clean" and run["commit"] == bundled["commit"]:
+        return line + "; train_gpt.py embeds that golf's modules."
+    return (line + f"; train_gpt.py embeds the modules of golf `{bundled['commit'] or 'unknown'}` ({bundled['state']} "
+            "tree). The run's tree was not clean or its commit is unknown, so golf.submit could not check that the "
+            "two are the same code: compare the script's last line with the table above before submitting.")

@@ -23,6 +23,7 @@ import yaml
 
 from golf.errors import GolfError
 from golf.quant.code_size import ARTIFACT_LIMIT_BYTES
+from golf.submit.provenance import golf_commit
 
 
 class SubmitError(GolfError):
@@ -37,6 +38,7 @@ class SubmittedRun:
     audits: list[tuple[Path, dict[str, Any]]]  # the compliance.json files that may be its: its own, submit.audits
     compliance: Optional[dict[str, Any]] = None  # the audit of this run's artifact and settings (check_runs finds it)
     compliance_path: Optional[Path] = None
+    git_text: Optional[str] = None  # git.txt: the golf commit the run was made with (golf/runs.py)
 
     @property
     def seed(self) -> int:
@@ -82,8 +84,10 @@ def find_runs(directory: Path, audit_dirs: tuple[Path, ...] = ()) -> list[Submit
             raise SubmitError(f"{path} has metrics.json but no config.yaml: not a golf run directory")
         own = path / COMPLIANCE_NAME
         candidates = ([(own, _read(own, json.loads))] if own.is_file() else []) + audits
+        git = path / "git.txt"
         runs.append(SubmittedRun(path, _read(path / "config.yaml", yaml.safe_load),
-                                 _read(path / "metrics.json", json.loads), candidates))
+                                 _read(path / "metrics.json", json.loads), candidates,
+                                 git_text=git.read_text(encoding="utf-8", errors="replace") if git.is_file() else None))
     return runs
 
 
@@ -145,6 +149,20 @@ def check_runs(runs: list[SubmittedRun], code_bytes: int) -> None:
             raise SubmitError(f"{run.path} is over the budget: {m['model_bytes']:,} model bytes + {code_bytes:,} bytes "
                               f"of train_gpt.py = {total:,} > {ARTIFACT_LIMIT_BYTES:,}; shrink the model or its export")
     _one_config(runs)
+
+
+def check_commits(runs: list[SubmittedRun], bundling: dict[str, Optional[str]]) -> None:
+    """Refuse a run made with another golf commit than `bundling` (golf_commit of this golf) when its git.txt says
+    so and its tree was clean: train_gpt.py embeds this golf's modules, which may not train as that run's did. A run
+    whose commit is unknown (no git.txt, no git) or whose tree was dirty cannot be checked: it is accepted, and the
+    README says so."""
+    for run in runs:
+        made = golf_commit(run.git_text)
+        if made["state"] == "clean" and bundling["commit"] and made["commit"] != bundling["commit"]:
+            raise SubmitError(f"{run.path} was made with golf {made['commit']} (its git.txt, a clean tree) but this "
+                              f"golf is {bundling['commit']}: train_gpt.py embeds this golf's modules, which may not "
+                              f"reproduce that run; submit from `git checkout {made['commit']}`, or rerun the seeds "
+                              "with this golf")
 
 
 def _one_config(runs: list[SubmittedRun]) -> None:

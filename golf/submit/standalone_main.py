@@ -10,7 +10,9 @@ score-first TTT; the headline is TTT's, else sliding's, else standard's). It lea
 
 Settings from the environment, as the records take them: SEED (default: the run's), DATA_PATH (the shard folder,
 default ./data/datasets/<dataset>), TOKENIZER_PATH (default ./data/tokenizers/<tokenizer>), ARTIFACT_PATH (where the
-artifact is written, default ./artifact.golf). Everything else is the run's resolved config, embedded in the script.
+artifact is written, default ./artifact.golf). Everything else is the run's resolved config, embedded in the script,
+with the sha256 of the run's tokenizer and validation shards (other data is refused: golf/submit/provenance.py) and
+the golf commit the run was made with.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from golf.evaluate.windows import evaluate_standard, evaluate_windows
 from golf.hardware import autocast, setup_device
 from golf.quant.artifact import export_artifact, write_artifact
 from golf.quant.encoders import ExportContext
+from golf.submit.provenance import data_mismatch
 from golf.submit.standalone_config import StandaloneConfig, from_dict
 from golf.training_build import build_model, build_training
 
@@ -78,9 +81,13 @@ def run(cfg: StandaloneConfig, embedded: dict[str, Any], script: Path) -> None:
     shards = Path(os.environ.get("DATA_PATH", f"./data/datasets/{embedded['dataset']}"))
     tokenizer = Path(os.environ.get("TOKENIZER_PATH", f"./data/tokenizers/{embedded['tokenizer']}"))
     layout = check_layout(shards, has_byte_sidecars(cfg.data), "set DATA_PATH to the run's shard folder")
+    mismatch = data_mismatch(embedded["data"], tokenizer, shards)
+    if mismatch:
+        sys.exit(mismatch)
     tables = byte_tables(load_tokenizer(tokenizer, expected_vocab_size=cfg.data.vocab_size), cfg.data.vocab_size)
     val = TokenArray.from_files(layout.val, max_tokens=cfg.eval.max_tokens or None)
     say(f"seed:{cfg.seed} world_size:{rank_world()[1]} device:{device} dtype:{cfg.hardware.dtype}")
+    say(f"golf:{embedded['golf']['commit'] or 'unknown'} tree:{embedded['golf']['state']}")
     say(f"train_loader:dataset:{shards.name} train_shards:{len(layout.train)}")
     say(f"val_loader:shards:{len(layout.val)} tokens:{len(val)} tokenizer:{tokenizer.name}")
 
