@@ -68,3 +68,15 @@ def build_training(cfg: GolfConfig, model: GPT, train_files: Sequence[Any], devi
                                                 accum, device))
     trainer.hooks = step_hooks.all()
     return Training(model, trainer, step_hooks)
+
+
+def leave_export_weights(model: GPT, hooks: TrainingHooks) -> Optional[Any]:
+    """After fit: the weights the artifact stores and every score sees. QAT's fake quantization detached (the plain
+    weights), the model's whole layer plan on, and the averaged weights loaded when averaging; golf.train
+    (golf/job/train.py) and a submission's train_gpt.py (golf/submit/standalone_main.py) both call this. Returns the
+    averager whose weights were loaded (None without averaging), for the caller's log line."""
+    hooks.qat.detach(model)
+    model.set_loop_active(True)
+    if hooks.averager is not None:
+        model.load_state_dict(hooks.averager.averaged_state_dict())
+    return hooks.averager

@@ -10,6 +10,7 @@ import json
 import lzma
 import statistics
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -17,6 +18,7 @@ import yaml
 from golf.cli import compose
 from golf.config import to_golf_config, to_plain_dict
 from golf.digest import file_sha256
+from golf.evaluate.headline import SLIDING, STANDARD, TTT, choose_headline
 from golf.runs import git_description
 from golf.evaluate.ttt.method import names as ttt_methods
 from golf.submit.bundle import REPLACED, bundled_files
@@ -24,6 +26,7 @@ from golf.submit import submission_json
 from golf.submit.command import main
 from golf.submit.minify import minify
 from golf.submit.provenance import data_mismatch
+from golf.training_build import leave_export_weights
 
 FORBIDDEN = ("hydra", "omegaconf", "wandb", "scipy", "matplotlib", "filelock", "yaml", "golf.cli",
              "golf.launch")
@@ -280,3 +283,31 @@ def test_the_bundle_imports_nothing_the_challenges_environment_lacks(method):
                 [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
             bad = [n for n in names if any(n == f or n.startswith(f + ".") for f in FORBIDDEN)]
             assert not bad, f"{file} imports {bad}"
+
+
+def test_the_headline_is_one_choice_and_an_illegal_ttt_score_never_is_it():
+    """golf.train and train_gpt.py share choose_headline (before, the script headlined adapt_first's TTT number)."""
+    standard, sliding, ttt = object(), object(), object()
+    assert choose_headline(standard, sliding, ttt, ttt_illegal=False) == (TTT, ttt)
+    assert choose_headline(standard, sliding, ttt, ttt_illegal=True) == (SLIDING, sliding)
+    assert choose_headline(standard, None, ttt, ttt_illegal=True) == (STANDARD, standard)
+    for file in ("golf/evaluate/scoring.py", "golf/submit/standalone_main.py"):
+        assert "choose_headline(" in Path(file).read_text()
+
+
+def test_the_weights_the_artifact_stores_are_left_by_one_function():
+    """QAT detached, the whole layer plan on, the averaged weights loaded: what golf.train and train_gpt.py share."""
+    calls = []
+    model = SimpleNamespace(set_loop_active=lambda on: calls.append(("loop", on)),
+                            load_state_dict=lambda state: calls.append(("load", state)))
+    averager = SimpleNamespace(averaged_state_dict=lambda: "averaged")
+    hooks = SimpleNamespace(qat=SimpleNamespace(detach=lambda m: calls.append(("detach", m is model))),
+                            averager=averager)
+    assert leave_export_weights(model, hooks) is averager
+    assert calls == [("detach", True), ("loop", True), ("load", "averaged")]
+    calls.clear()
+    assert leave_export_weights(model, SimpleNamespace(qat=hooks.qat, averager=None)) is None
+    assert ("load", "averaged") not in calls and ("loop", True) in calls
+    for file in ("golf/job/train.py", "golf/submit/standalone_main.py"):
+        text = Path(file).read_text()
+        assert "leave_export_weights(" in text and ".qat.detach(" not in text

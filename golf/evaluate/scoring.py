@@ -6,8 +6,9 @@
    scored without TTT (no_ttt_val_bpb, the reference of every TTT ablation), their signed difference ttt_delta_bpb
    (negative = TTT helped), the per-chunk curve, and the diagnostics (labelled: none of them is a score);
 4. the audit when audit.enabled: compliance.json and `compliant`.
-The headline val_bpb is the TTT score if TTT ran legally, else sliding if on, else standard. The illegal protocol
-(adapt_first) never becomes val_bpb: its number is kept under diagnostics with the word ILLEGAL.
+The headline val_bpb is the TTT score if TTT ran legally, else sliding if on, else standard (golf/evaluate/headline.py,
+which a submission's train_gpt.py shares). The illegal protocol (adapt_first) never becomes val_bpb: its number is
+kept under diagnostics with the word ILLEGAL.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from golf.data.tokenizer import byte_tables, load_tokenizer
 from golf.evaluate.artifact_eval import evaluate_artifact, load_model
 from golf.collectives import rank_world
 from golf.evaluate.evaluation import evaluate_model, plan_for
+from golf.evaluate.headline import choose_headline
 from golf.evaluate.windows import evaluate_windows
 from golf.scorecard import ttt_delta_phrase
 
@@ -48,8 +50,7 @@ def score_artifact_file(cfg: GolfConfig, path: Path, data: PreparedData, device:
         "artifact_sha256": standard.artifact.sha256, "load_time_s": standard.load_time_s,
         "diagnostics": {},
     }
-    headline, eval_time = result, result.time_s
-    token_result = result
+    sliding, ttt_result, ttt_illegal = None, None, False
     tokenizer = load_tokenizer(data.tokenizer_path, expected_vocab_size=standard.artifact.vocab_size)
     tables = byte_tables(tokenizer, standard.artifact.vocab_size)
     val = TokenArray.from_files(data.val_files, max_tokens=cfg.eval.max_tokens or None)
@@ -62,8 +63,7 @@ def score_artifact_file(cfg: GolfConfig, path: Path, data: PreparedData, device:
         log(f"sliding (stride {cfg.eval.stride}) val_bpb {sliding.val_bpb:.6f} over {sliding.tokens:,} tokens "
             f"({sliding.time_s:.1f}s)")
         metrics.update(sliding_val_bpb=sliding.val_bpb, sliding_val_loss=sliding.val_loss)
-        headline, eval_time, token_result = sliding, sliding.time_s, sliding
-    no_ttt = headline
+    no_ttt = choose_headline(result, sliding, None, False)[1]
 
     if cfg.ttt.protocol != "none":
         model = fresh_model()
@@ -74,6 +74,7 @@ def score_artifact_file(cfg: GolfConfig, path: Path, data: PreparedData, device:
                         "ttt_chunk_lr": chunk["lr"], "ttt_chunk_tokens": chunk["tokens"]})
         diagnostics = metrics["diagnostics"]
         diagnostics.update(_ttt_diagnostics(model, val, tables, windows, cfg, device, autocast, ttt))
+        ttt_result, ttt_illegal = ttt.result, ttt.illegal
         if ttt.illegal:
             diagnostics["adapt_first_bpb_ILLEGAL"] = ttt.result.val_bpb
             log(f"ILLEGAL protocol {cfg.ttt.protocol}: bpb {ttt.result.val_bpb:.6f} is NOT a score; val_bpb stays "
@@ -82,14 +83,15 @@ def score_artifact_file(cfg: GolfConfig, path: Path, data: PreparedData, device:
             delta = ttt.result.val_bpb - no_ttt.val_bpb
             metrics.update(ttt_val_bpb=ttt.result.val_bpb, ttt_val_loss=ttt.result.val_loss, ttt_delta_bpb=delta,
                            ttt_gain_bpb=delta)  # the old name of ttt_delta_bpb, kept for one release
-            headline, token_result = ttt.result, ttt.result
             log(f"TTT {cfg.ttt.name}: val_bpb {ttt.result.val_bpb:.6f}, {ttt_delta_phrase(delta)} the same windows "
                 f"without TTT ({no_ttt.val_bpb:.6f}) in {ttt.time_s:.1f}s")
         metrics.update(no_ttt_val_bpb=no_ttt.val_bpb, no_ttt_val_loss=no_ttt.val_loss)
         metrics.update(ttt_time_s=ttt.time_s, ttt_score_time_s=ttt.score_time_s, ttt_adapt_time_s=ttt.adapt_time_s,
                        ttt_chunks=len(ttt.chunks), ttt_illegal=ttt.illegal)
-        eval_time = ttt.time_s
 
+    _, headline = choose_headline(result, sliding, ttt_result, ttt_illegal)
+    token_result = headline  # the per-token losses kept are the headline's
+    eval_time = ttt.time_s if ttt_result is not None else headline.time_s  # TTT's time counts even when illegal
     metrics.update(val_bpb=headline.val_bpb, val_loss=headline.val_loss, eval_tokens=headline.tokens,
                    eval_bytes=headline.bytes, eval_time_s=eval_time, eval_budget_s=cfg.eval.budget_s)
     if token_result.token_nll is not None:
@@ -99,7 +101,8 @@ def score_artifact_file(cfg: GolfConfig, path: Path, data: PreparedData, device:
         metrics["diagnostics"]["loss_shares"] = loss_shares(token_result.token_nll)
     if cfg.audit.enabled and rank_world()[1] > 1:
         log(f"audit skipped: it is single-process and this job runs {rank_world()[1]} ranks; run "
-            "`python -m golf.audit artifact=RUN_DIR hardware=cpu` (or hardware=1xh100) for compliance.json")
+            "`python -m golf.audit artifact=RUN_DIR hardware=cpu` (or hardware=1xh100) for compliance.json, which "
+            "golf.submit takes with submit.audits=AUDIT_RUN_DIR")
     elif cfg.audit.enabled:
         from golf.evaluate.audit_calibration import read_calibration
         from golf.evaluate.audit_checks import run_audit, verdict_table

@@ -18,7 +18,7 @@ from golf.evaluate.windows import evaluate_standard
 from golf.job.prepare import Job
 from golf.logs import progress_allowed
 from golf.model.gpt import GPT, count_parameters
-from golf.training_build import build_model, build_training, grad_accum_steps
+from golf.training_build import build_model, build_training, grad_accum_steps, leave_export_weights
 
 
 @dataclass
@@ -99,11 +99,9 @@ def train(job: Job, data_sha256: str) -> Trained:
                        last_finite_train_loss=result.last_finite_loss)
         return Trained(model, metrics, checkpointer)
 
-    hooks.qat.detach(model)  # export and pre-quant scoring see the plain weights
-    model.set_loop_active(True)  # evaluation and the artifact always run the model's whole layer plan
-    if hooks.averager is not None:
-        model.load_state_dict(hooks.averager.averaged_state_dict())
-        run.log(f"weights: {hooks.averager.kind} average of {hooks.averager.num_updates} updates")
+    averager = leave_export_weights(model, hooks)  # export and pre-quant scoring see what the artifact stores
+    if averager is not None:
+        run.log(f"weights: {averager.kind} average of {averager.num_updates} updates")
     pre = evaluate()
     run.log(f"pre-quant val_loss {pre.val_loss:.6f} val_bpb {pre.val_bpb:.6f} ({pre.time_s:.1f}s)")
     metrics.update(pre_quant_val_bpb=pre.val_bpb, pre_quant_val_loss=pre.val_loss)

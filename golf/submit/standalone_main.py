@@ -5,7 +5,7 @@ It runs what golf/job/train_job.py runs, in the same order and through the same 
 same config and seed gives the same weights, artifact and val_bpb bit for bit): seed, build the model and the
 training (golf/training_build.py), fit, leave the weights the artifact stores (as golf/job/train.py does), export
 (as golf/job/export.py), score the artifact as loaded from disk (as golf/evaluate/scoring.py: standard, sliding,
-score-first TTT; the headline is TTT's, else sliding's, else standard's). It leaves out what is golf's bookkeeping
+score-first TTT; the headline is golf.train's: golf/evaluate/headline.py). It leaves out what is golf's bookkeeping
 (run directories, W&B, the artifact cache, checkpoints) and the diagnostics and audit that follow the score.
 
 Settings from the environment, as the records take them: SEED (default: the run's), DATA_PATH (the shard folder,
@@ -38,13 +38,17 @@ from golf.data.tokenizer import byte_tables, load_tokenizer
 from golf.dist import local_rank, process_group
 from golf.evaluate.artifact_eval import evaluate_artifact, load_model
 from golf.evaluate.evaluation import evaluate_model, plan_for
+from golf.evaluate.headline import SLIDING, STANDARD, TTT, choose_headline
 from golf.evaluate.windows import evaluate_standard, evaluate_windows
 from golf.hardware import autocast, setup_device
 from golf.quant.artifact import export_artifact, write_artifact
 from golf.quant.encoders import ExportContext
 from golf.submit.provenance import data_mismatch
 from golf.submit.standalone_config import StandaloneConfig, from_dict
-from golf.training_build import build_model, build_training
+from golf.training_build import build_model, build_training, leave_export_weights
+
+
+LABELS = {STANDARD: "quantized", SLIDING: "quantized_sliding_window", TTT: "quantized_ttt"}  # the records' lines
 
 
 def say(line: str) -> None:
@@ -128,12 +132,9 @@ def train(cfg: StandaloneConfig, train_files: list[Path], val: TokenArray, table
     result = training.trainer.fit()
     if result.status != "ok":
         sys.exit(f"training {result.status} at step {result.steps}: the loss is {result.last_loss}")
-    hooks = training.hooks
-    hooks.qat.detach(model)  # golf/job/train.py: export and scoring see the plain weights, the whole layer plan
-    model.set_loop_active(True)
-    if hooks.averager is not None:
-        model.load_state_dict(hooks.averager.averaged_state_dict())
-        say(f"{hooks.averager.kind}:applying averaged weights ({hooks.averager.num_updates} updates)")
+    averager = leave_export_weights(model, training.hooks)  # as golf/job/train.py: what the artifact stores
+    if averager is not None:
+        say(f"{averager.kind}:applying averaged weights ({averager.num_updates} updates)")
     start = time.perf_counter()
     said("pre-quantization post-ema", evaluate_standard(model, val, tables, cfg.eval.seq_len, cfg.eval.batch_seqs,
                                                          device, amp), start)
@@ -173,19 +174,26 @@ def score(cfg: StandaloneConfig, artifact: Path, val_files: list[Path], tokenize
     standard = evaluate_artifact(artifact, val_files, tokenizer, cfg.eval.seq_len, cfg.eval.batch_seqs, device,
                                  max_tokens=cfg.eval.max_tokens or None, save_token_nll=cfg.eval.save_token_nll,
                                  autocast=amp)
-    headline, label = said("quantized", standard.result, start), "quantized"
+    said(LABELS[STANDARD], standard.result, start)
+    sliding = ttt = None
+    illegal = False
     fresh_model = lambda: load_model(standard.artifact, device)  # noqa: E731
     if cfg.eval.stride > 0:
-        start, label = time.perf_counter(), "quantized_sliding_window"
-        headline = said(label, evaluate_windows(fresh_model(), val, tables, plan_for(cfg.eval, len(val)),
-                                                cfg.eval.batch_seqs, device, amp, cfg.eval.save_token_nll), start)
+        start = time.perf_counter()
+        sliding = said(LABELS[SLIDING], evaluate_windows(fresh_model(), val, tables, plan_for(cfg.eval, len(val)),
+                                                         cfg.eval.batch_seqs, device, amp, cfg.eval.save_token_nll),
+                       start)
     if cfg.ttt.protocol != "none":
         importlib.import_module(f"golf.evaluate.ttt.methods.{cfg.ttt.method}")  # registers it (no folder to scan)
         say(f"ttt:start method={cfg.ttt.method} lr={cfg.ttt.lr} epochs={cfg.ttt.epochs} "
             f"chunk_tokens={cfg.ttt.chunk_tokens}")
-        start, label = time.perf_counter(), "quantized_ttt"
-        headline = said(label, evaluate_model(fresh_model(), val, tables, cfg.eval, cfg.ttt, device, amp, say,
-                                              compile_model=cfg.hardware.compile).result, start)
+        start = time.perf_counter()
+        evaluation = evaluate_model(fresh_model(), val, tables, cfg.eval, cfg.ttt, device, amp, say,
+                                    compile_model=cfg.hardware.compile)
+        illegal = evaluation.ttt is not None and evaluation.ttt.illegal
+        ttt = said(LABELS[TTT] + ("_ILLEGAL" if illegal else ""), evaluation.result, start)
+    which, headline = choose_headline(standard.result, sliding, ttt, illegal)  # golf.train's choice
+    label = LABELS[which]
     say(f"{label}_exact val_loss:{headline.val_loss!r} val_bpb:{headline.val_bpb!r}")
     say(f"{label} val_loss:{headline.val_loss:.8f} val_bpb:{headline.val_bpb:.8f}")
 
