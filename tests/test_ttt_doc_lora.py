@@ -21,7 +21,9 @@ from golf.evaluate.audit_config import AuditConfig
 from golf.evaluate.config import EvalConfig
 from golf.evaluate.evaluation import evaluate_model
 from golf.evaluate.ttt.config import TTTConfig
+from golf.evaluate.ttt import doc_loop
 from golf.evaluate.ttt.doc_adapters import DocAdapters
+from golf.evaluate.ttt.doc_loop import Scores
 from golf.evaluate.ttt.documents import batches, chunk_count, chunk_window, split_documents
 from golf.evaluate.ttt.method import get
 from golf.evaluate.windows import plan_windows
@@ -111,13 +113,44 @@ def test_every_chunk_is_scored_once_before_any_step_that_saw_it():
     tokens = doc_stream(LENGTHS)
     model = tiny_model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    out = evaluate(model, tokens, settings())
+    out = evaluate(model, tokens, settings(epochs=2))
     windows = plan_windows(len(tokens), EVAL.seq_len, EVAL.stride)
     first, end = windows[0].first_target, windows[-1].end_target
     assert out.result.tokens == end - first == len(out.result.token_nll)
     assert (out.ledger.times_scored[first:end] == 1).all() and not out.ledger.seen_by_scorer().any()
-    assert out.ledger.versions > 1  # it adapted
+    # the ledger holds the steps as they ran: one training per document per step, on its chunk's targets
+    steps = sum(2 * (chunk_count(d, 8) - 1) for d in split_documents(tokens, first, end))
+    assert out.ledger.version == steps > 0 and out.ttt.adapted_tokens == 8 * steps
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # the base never moves
+
+
+def adapts_before_scoring(monkeypatch) -> None:
+    """A wrong run_batch: the batch is first run with its scores thrown away (its adapters train on every chunk),
+    then again keeping the scores, from adapters that have seen what they score."""
+    real = doc_loop.run_batch
+
+    def leaky(*args):
+        real(*[Scores(a.first, a.first + len(a.nll)) if isinstance(a, Scores) else a for a in args])
+        real(*args)
+
+    monkeypatch.setattr(doc_loop, "run_batch", leaky)
+
+
+def test_the_ledger_and_the_audit_catch_a_run_batch_that_adapts_before_it_keeps_its_scores(monkeypatch):
+    adapts_before_scoring(monkeypatch)
+    tokens = doc_stream([30, 9, 70, 17, 45, 12, 26, 40, 22, 15], seed=2)
+    out = evaluate(tiny_model(), tokens, settings())
+    assert out.ledger.seen_by_scorer().any()
+    base = tiny_model()
+    record = run_audit(lambda: copy.deepcopy(base), TokenArray([tokens]), TABLES, EVAL, settings(),
+                       AuditConfig(tokens=240, positions=4), CPU, log=lambda _: None)
+    assert not record["compliant"] and not record["checks"]["C3_score_before_update"]["passed"]
+
+
+def test_a_run_batch_that_leaves_a_chunk_unscored_is_refused(monkeypatch):
+    monkeypatch.setattr(doc_loop, "run_batch", lambda *args: None)
+    with pytest.raises(RuntimeError, match="unscored"):
+        evaluate(tiny_model(), doc_stream(LENGTHS), settings())
 
 
 def test_chunks_shorter_than_the_evaluation_context_are_accepted_for_doc_lora_only():

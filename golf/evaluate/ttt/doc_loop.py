@@ -40,6 +40,7 @@ from golf.evaluate.config import EvalConfig
 from golf.evaluate.ledger import ScoreLedger
 from golf.evaluate.ttt.config import TTTConfig
 from golf.evaluate.ttt.doc_adapters import AInit, DocAdapters
+from golf.evaluate.ttt.doc_ledger import BatchLog, append_batch, everyones_logs
 from golf.evaluate.ttt.documents import (Document, batches, chunk_count, chunk_window, concatenated,
                                          phase_training_set, rank_in_order, split_documents)
 from golf.evaluate.ttt.global_sgd import global_sgd
@@ -68,16 +69,22 @@ def optimizer_for(tensors: list[torch.Tensor], cfg: TTTConfig) -> torch.optim.Op
 
 
 class Scores:
-    """Per-target NLL over the plan, filled as chunks are scored (float64, validation order)."""
+    """Per-target NLL over the plan, filled as chunks are scored (float64, validation order; NaN: not scored yet)."""
 
     def __init__(self, first: int, end: int):
         self.first = first
-        self.nll = np.zeros(end - first, dtype=np.float64)
+        self.nll = np.full(end - first, np.nan, dtype=np.float64)
+
+    def unscored(self, documents: list[Document]) -> list[int]:
+        """The targets of these documents that no chunk scored."""
+        return [int(t) for d in documents for t in np.flatnonzero(np.isnan(
+            self.nll[d.first_target - self.first:d.end_target - self.first])) + d.first_target]
 
 
 def run_batch(model: nn.Module, tokens: np.ndarray, batch: list[Document], adapters: DocAdapters, cfg: TTTConfig,
-              context: int, device: torch.device, autocast: Autocast, scores: Scores) -> None:
-    """Score and adapt one batch of documents (adapters already reset), writing each chunk's NLL into scores."""
+              context: int, device: torch.device, autocast: Autocast, scores: Scores, log: BatchLog) -> None:
+    """Score and adapt one batch of documents (adapters already reset), writing each chunk's NLL into scores and
+    into log's ledger as it keeps them, and each step's training (the targets its loss read) after the step."""
     chunk = cfg.chunk_tokens
     optimizer = optimizer_for(adapters.tensors(), cfg)
     counts = np.array([chunk_count(d, chunk) for d in batch])
@@ -88,6 +95,7 @@ def run_batch(model: nn.Module, tokens: np.ndarray, batch: list[Document], adapt
         x = np.zeros((rows, width), dtype=np.int64)
         y = np.zeros((rows, width), dtype=np.int64)
         spans: list[tuple[int, int, int, int]] = []  # (row, window offset, scored, first target)
+        starts: dict[int, int] = {}  # row -> its window's first token
         for row, doc in enumerate(batch):
             if ci >= counts[row]:
                 continue
@@ -95,6 +103,11 @@ def run_batch(model: nn.Module, tokens: np.ndarray, batch: list[Document], adapt
             x[row, :w.length] = tokens[w.start:w.start + w.length]
             y[row, :w.length] = tokens[w.start + 1:w.start + w.length + 1]
             spans.append((row, w.offset, w.scored, w.start + 1 + w.offset))
+            starts[row] = w.start
+            if log.windows is not None:
+                log.windows.append(Window(w.start, w.length, w.offset))
+            if log.first_windows is not None and ci == 0:
+                log.first_windows.append(Window(w.start, w.length, w.offset))
         train = torch.tensor((counts - 1 > ci).tolist() + [False] * (rows - len(batch)), dtype=torch.float32,
                              device=device)
         xt, yt = host_to_device(torch.from_numpy(x), device), host_to_device(torch.from_numpy(y), device)
@@ -105,12 +118,15 @@ def run_batch(model: nn.Module, tokens: np.ndarray, batch: list[Document], adapt
                 kept = nll.detach().double().cpu().numpy()
                 for row, off, n, target in spans:
                     scores.nll[target - scores.first:target - scores.first + n] = kept[row, off:off + n]
+                    log.ledger.record_scores(target, target + n)
             if not bool(train.any()) or cfg.epochs <= 0:
                 break
             per_doc = nll[:, offset:offset + chunk].mean(dim=-1)
             optimizer.zero_grad(set_to_none=True)
             (per_doc * train).sum().backward()
             optimizer.step()
+            for row in np.flatnonzero(train.cpu().numpy()):  # row's targets at positions offset .. offset + chunk
+                log.ledger.record_training(starts[row] + 1 + offset, starts[row] + 1 + offset + chunk)
 
 
 def batch_record(i: int, batch: list[Document], phase: int, seconds: float, nll: np.ndarray, nbytes: np.ndarray,
@@ -149,7 +165,9 @@ def run_documents(model: nn.Module, val: TokenArray, tables: ByteTables, windows
         + (f", phases at {boundaries} documents" if boundaries else ""))
     initial_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     ledger, scores = ScoreLedger(len(val)), Scores(first, end)
-    scoring_windows: Optional[list[Window]] = [] if eval_cfg.save_token_nll else None
+    keep_windows = eval_cfg.save_token_nll  # the audit's C2 reads them; a full run need not hold them
+    scoring_windows: Optional[list[Window]] = [] if keep_windows else None
+    base_windows: Optional[list[Window]] = [] if keep_windows else None
     was_training = model.training
     saved_flags = [(p, p.requires_grad) for p in model.parameters()]
     for p in model.parameters():
@@ -163,7 +181,23 @@ def run_documents(model: nn.Module, val: TokenArray, tables: ByteTables, windows
     reusable: Optional[DocAdapters] = None
     scored: list[Document] = []
     ran: list[tuple[int, list[Document], int, float]] = []  # (batch, its documents, phase, seconds)
+    mine: dict[int, BatchLog] = {}  # this rank's batches since the ranks last exchanged their logs
+    ran_here: list[Document] = []
     phase, adapted_tokens, score_s, global_s = 0, 0, 0.0, 0.0
+
+    def exchange_logs() -> None:
+        """Every rank's batch logs so far into the ledger, in batch order (doc_ledger.py)."""
+        nonlocal adapted_tokens
+        phase_of = {i: p for i, _, p, _ in ran}
+        for i, part in sorted(everyones_logs(mine).items()):
+            append_batch(ledger, part.ledger)
+            adapted_tokens += part.trained_tokens
+            if scoring_windows is not None and base_windows is not None:
+                scoring_windows.extend(part.windows or [])
+                if phase_of[i] == 0:  # identity adapters on the artifact's weights: the base model's scores
+                    base_windows.extend(part.first_windows or [])
+        mine.clear()
+
     try:
         for i, batch in enumerate(order):
             t0 = time.perf_counter()
@@ -176,19 +210,12 @@ def run_documents(model: nn.Module, val: TokenArray, tables: ByteTables, windows
                     adapters = reusable
                 else:
                     adapters = new_adapters(len(batch))
+                mine[i] = BatchLog(ScoreLedger(len(val)), [] if keep_windows else None,
+                                   [] if keep_windows else None)
                 with adapters.attached():
-                    run_batch(model, tokens, batch, adapters, cfg, eval_cfg.seq_len, device, autocast, scores)
-            for doc in batch:  # the ledger of every batch, on every rank: score a chunk, then train on it
-                n = chunk_count(doc, cfg.chunk_tokens)
-                for ci in range(n):
-                    w = chunk_window(doc, ci, cfg.chunk_tokens, eval_cfg.seq_len, cfg.doc_last_window)
-                    lo = w.start + 1 + w.offset
-                    ledger.record_scores(lo, lo + w.scored)
-                    if scoring_windows is not None:
-                        scoring_windows.append(Window(w.start, w.length, w.offset))
-                    if ci < n - 1 and cfg.epochs > 0:
-                        ledger.record_training(lo, lo + w.scored)
-                        adapted_tokens += w.scored * cfg.epochs
+                    run_batch(model, tokens, batch, adapters, cfg, eval_cfg.seq_len, device, autocast, scores,
+                              mine[i])
+                ran_here.extend(batch)
             elapsed = time.perf_counter() - t0
             score_s += elapsed
             scored.extend(batch)
@@ -197,6 +224,7 @@ def run_documents(model: nn.Module, val: TokenArray, tables: ByteTables, windows
                 t1 = time.perf_counter()
                 if world > 1:
                     barrier()
+                exchange_logs()
                 train_set = phase_training_set(scored, boundaries[phase], ranks)
                 reusable = None  # the records build fresh adapters after a phase
                 steps = global_sgd(model, concatenated(tokens, train_set), cfg, eval_cfg.seq_len, device, autocast)
@@ -209,12 +237,17 @@ def run_documents(model: nn.Module, val: TokenArray, tables: ByteTables, windows
                 say(f"ttt phase {phase + 1}/{len(boundaries)}: global SGD on {len(train_set)} scored documents, "
                     f"{steps} steps, {time.perf_counter() - t1:.1f}s")
                 phase += 1
+        exchange_logs()
     finally:
         for p, flag in saved_flags:
             p.requires_grad_(flag)
         model.train(was_training)
 
-    nll = torch.from_numpy(scores.nll).to(device)
+    unscored = scores.unscored(ran_here if world > 1 else documents)  # one rank: the whole plan
+    if unscored:
+        raise RuntimeError(f"per-document TTT left {len(unscored)} planned targets unscored (the first: target "
+                           f"{unscored[0]}): run_batch must score every chunk of its batch")
+    nll = torch.from_numpy(np.nan_to_num(scores.nll, nan=0.0)).to(device)  # other ranks' targets: theirs
     nll = all_reduce_(nll).cpu().numpy() if world > 1 else scores.nll
     nbytes = plan_bytes(val, tokens, tables, first, end, device)
     nll_sum, byte_sum = float(nll.sum()), float(nbytes.sum())
@@ -227,4 +260,4 @@ def run_documents(model: nn.Module, val: TokenArray, tables: ByteTables, windows
     say(f"ttt done: val_bpb {result.val_bpb:.5f} over {result.tokens} targets, {len(documents)} documents, "
         f"{len(boundaries)} phases, {adapted_tokens} adapted tokens, total {time_s:.1f}s")
     return TTTResult(result, ledger, records, time_s, score_s, global_s, adapted_tokens, initial_state, False,
-                     scoring_windows)
+                     scoring_windows, base_windows)

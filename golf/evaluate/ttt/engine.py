@@ -66,6 +66,9 @@ class TTTResult:
     # a method that scores with windows of its own (per-document TTT): each scoring's window, for the audit's C2
     # (kept when eval.save_token_nll); None: the plan's windows
     scoring_windows: Optional[list[Window]] = field(default=None, repr=False)
+    # of those, windows the artifact's weights scored as loaded (per-document TTT: chunk 0 of every document scored
+    # before any phase, its adapters at identity), for C2; None: only the ledger's version 0 says which
+    base_windows: Optional[list[Window]] = field(default=None, repr=False)
 
 
 def rank_rows(n: int) -> range:
