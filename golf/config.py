@@ -208,5 +208,9 @@ def _validate_ttt(cfg: GolfConfig) -> None:
         _require(ttt.chunk_tokens <= cfg.eval.seq_len, "ttt.chunk_tokens", ttt.chunk_tokens,
                  f"at most eval.seq_len={cfg.eval.seq_len} with ttt.method={ttt.method} (a chunk's targets are "
                  "scored in one window of its document)")
+    if ttt.method == "phased_doc_lora" and ttt.phases:
+        _require(ttt.global_chunk_tokens >= cfg.eval.seq_len, "ttt.global_chunk_tokens", ttt.global_chunk_tokens,
+                 f"at least eval.seq_len={cfg.eval.seq_len} (the global SGD trains on whole sequences of "
+                 "eval.seq_len cut from each chunk: a shorter chunk holds none, and every phase would take 0 steps)")
 
 

@@ -15,6 +15,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from golf.cli import compose
 from golf.config import to_golf_config
 from golf.data.shards import TokenArray
+from golf.errors import ConfigError
 from golf.evaluate.audit_checks import run_audit, verdict_table
 from golf.evaluate.audit_config import AuditConfig
 from golf.evaluate.ttt.documents import phase_training_set, rank_in_order, split_documents
@@ -77,6 +78,18 @@ def test_in_the_records_length_order_a_later_document_moves_an_earlier_ones_scor
     assert np.abs(a - b).max() > 1e-6
 
 
+@pytest.mark.parametrize("overrides, key", [
+    (["ttt=phased_doc_lora", "eval.seq_len=256", "train.seq_len=256", "ttt.global_chunk_tokens=255"],
+     "ttt.global_chunk_tokens"),
+    (["ttt=doc_lora", "ttt.phases=[2,4]"], "ttt.phases"),
+])
+def test_settings_that_would_silently_train_nothing_are_refused_naming_the_key(overrides, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        to_golf_config(compose(["model=tiny", *overrides]))
+    fixed = {"ttt.global_chunk_tokens": "ttt.global_chunk_tokens=256", "ttt.phases": "ttt.phases=[]"}[key]
+    to_golf_config(compose(["model=tiny", *overrides, fixed]))  # the same with the key fixed is accepted
+
+
 @pytest.mark.parametrize("sweep, key, values", [
     ("ttt_phases", "ttt.phases", [[], [2500], [833, 1666, 2500], [666, 1333, 2000]]),
     ("ttt_lora_rank", "ttt.lora_rank", [32, 80, 96]),
@@ -113,8 +126,10 @@ def test_golf_train_runs_the_method_and_passes_the_audit(option, text_corpus, tm
         "train.iterations=2", "train.batch_tokens=1024", "train.seq_len=64", "eval.max_tokens=4097",
         "eval.compressor_baselines=false", f"ttt={option}", "ttt.chunk_tokens=32", "ttt.lora_rank=4",
         "ttt.doc_batch=2", "ttt.doc_order=stream", "ttt.doc_last_window=chunk", "ttt.lora_warm_start_a=false",
-        "ttt.phases=[2,4]", "ttt.global_chunk_tokens=256", "ttt.global_batch_seqs=1", "audit.enabled=true",
-        "audit.tokens=2049", "audit.positions=2",  # the slice must hold a document boundary (the corpus's are long) "logger=none", f"paths.root={tmp_path}",
+        *(["ttt.phases=[2,4]"] if option == "phased_doc_lora" else []), "ttt.global_chunk_tokens=256",
+        "ttt.global_batch_seqs=1", "audit.enabled=true",
+        "audit.tokens=2049", "audit.positions=2",  # the slice must hold a document boundary (the corpus's are long)
+        "logger=none", f"paths.root={tmp_path}",
         f"hydra.run.dir={tmp_path / 'run'}")
     assert result.returncode == 0, result.stderr[-3000:]
     record = json.loads((tmp_path / "run" / "compliance.json").read_text())

@@ -22,4 +22,8 @@ class DocLoRA(DocumentMethod):
 
     @staticmethod
     def problems(cfg: TTTConfig) -> list[Problem]:
-        return doc_lora_problems(cfg)
+        p = doc_lora_problems(cfg)
+        if cfg.method == "doc_lora":  # it has no phases: a list would be silently ignored
+            p.need(not cfg.phases, "phases", cfg.phases,
+                   "[] with ttt.method=doc_lora (phases are ttt.method=phased_doc_lora's, e.g. ttt=phased_doc_lora)")
+        return p
