@@ -106,3 +106,12 @@ def test_the_submission_reproduces_the_run_without_golf(text_corpus, tmp_path):
     assert float(exact.group(2)) == metrics["val_bpb"] and float(exact.group(1)) == metrics["val_loss"]
     assert lines[-1] == f"quantized_ttt val_loss:{metrics['val_loss']:.8f} val_bpb:{metrics['val_bpb']:.8f}"
     assert (alone / "artifact.golf").read_bytes() == (run / "artifact.golf").read_bytes()
+
+    other = tmp_path / "other_tokenizer.model"  # the run's tokenizer, one byte changed: refused before any reading
+    changed = bytearray(Path(config["data"]["tokenizer"]).read_bytes())
+    changed[-1] ^= 1
+    other.write_bytes(bytes(changed))
+    refused = subprocess.run(
+        [str(python), "train_gpt.py"], cwd=alone, capture_output=True, text=True, timeout=300,
+        env={**env, "DATA_PATH": config["data"]["shards_dir"], "TOKENIZER_PATH": str(other)})
+    assert refused.returncode != 0 and "TOKENIZER_PATH" in refused.stderr and "Traceback" not in refused.stderr
