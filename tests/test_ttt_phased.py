@@ -49,6 +49,16 @@ def test_documents_before_the_first_boundary_score_as_doc_lora_and_later_ones_on
     assert get("phased_doc_lora").document_independent is False
 
 
+def test_a_batch_that_crosses_two_boundaries_runs_both_phases_before_the_next_batch():
+    tokens = doc_stream(LENGTHS)
+    out = evaluate(tiny_model(), tokens, phased(phases=[1, 2, 5], global_chunk_tokens=32))
+    assert [r["phase"] for r in out.ttt.chunks] == [0, 2, 2, 3, 3]
+    whole = [(d.first_target, d.end_target) for d in split_documents(tokens, 1, len(tokens))]
+    # the phases' trainings (whole documents; a document's own steps train on chunks): one document, then two
+    assert [t for t in out.ledger.trainings if t in whole][:3] == whole[:1] + whole[:2]
+    assert not out.ledger.seen_by_scorer().any()
+
+
 def test_a_phase_trains_on_the_first_boundary_scored_documents_in_the_records_order():
     docs = split_documents(doc_stream(LENGTHS), 1, sum(LENGTHS))
     scored = docs[4:8] + docs[:2]

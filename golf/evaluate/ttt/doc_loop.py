@@ -10,8 +10,8 @@ ttt.lora_beta2), eps 1e-10, ttt.weight_decay, lr ttt.lr (or SGD with momentum tt
 by adapters trained only on the chunks before it in its own document. Before each batch, B goes back to zero (and A
 too, unless ttt.lora_warm_start_a) and the optimizer's state is forgotten.
 
-Phases (ttt.phases, phased_doc_lora): after the batch that brings the number of scored documents to a boundary, the
-base model trains on the first `boundary` scored documents (global_sgd.py), fresh adapters are built, and scoring
+Phases (ttt.phases, phased_doc_lora): after the batch that brings the number of scored documents to a boundary (to
+each one in turn when a batch crosses several; the records run one per batch), the base model trains on the first `boundary` scored documents (global_sgd.py), fresh adapters are built, and scoring
 goes on with the updated base. Everything it trains on was scored before, and the ledger records it as one training
 over those documents' targets.
 
@@ -159,7 +159,7 @@ def run_documents(model: nn.Module, val: TokenArray, tables: ByteTables, windows
     documents = split_documents(tokens, first, end)
     order = batches(documents, cfg.doc_batch, cfg.doc_order)
     ranks = rank_in_order(documents, cfg.doc_batch, cfg.doc_order)
-    boundaries = [min(b, len(documents)) for b in (phases or [])]
+    boundaries = sorted({min(b, len(documents)) for b in (phases or [])})  # past the end: one phase on them all
     say(f"ttt documents: {len(documents)} documents in {len(order)} batches of {cfg.doc_batch} "
         f"({cfg.doc_order} order), chunks of {cfg.chunk_tokens} targets in windows of {eval_cfg.seq_len}"
         + (f", phases at {boundaries} documents" if boundaries else ""))
@@ -220,7 +220,7 @@ def run_documents(model: nn.Module, val: TokenArray, tables: ByteTables, windows
             score_s += elapsed
             scored.extend(batch)
             ran.append((i, batch, phase, elapsed))
-            if phase < len(boundaries) and len(scored) >= boundaries[phase]:
+            while phase < len(boundaries) and len(scored) >= boundaries[phase]:  # every boundary this batch crossed
                 t1 = time.perf_counter()
                 if world > 1:
                     barrier()
