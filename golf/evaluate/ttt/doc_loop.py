@@ -44,28 +44,28 @@ from golf.evaluate.ttt.doc_ledger import BatchLog, append_batch, everyones_logs
 from golf.evaluate.ttt.documents import (Document, batches, chunk_count, chunk_window, concatenated,
                                          phase_training_set, rank_in_order, split_documents)
 from golf.evaluate.ttt.global_sgd import global_sgd
-from golf.evaluate.windows import Window, host_to_device
+from golf.evaluate.ttt.params import Adaptable, build_optimizer, set_lr
+from golf.evaluate.windows import Window, host_to_device, target_bytes
 
 Autocast = Callable[[], contextlib.AbstractContextManager]
 
 
 def plan_bytes(val: TokenArray, tokens: np.ndarray, tables: ByteTables, first: int, end: int,
                device: torch.device) -> np.ndarray:
-    """float64 bytes of targets [first, end): the byte sidecar's when the set has one, else the tables'."""
-    sidecar = getattr(val, "byte_counts", None)
-    if sidecar is not None:
-        return sidecar.read(first, end).astype(np.float64)
-    counter = ByteCounter(tables, device)
-    prev = torch.from_numpy(tokens[first - 1:end - 1].astype(np.int64)).to(device)
-    target = torch.from_numpy(tokens[first:end].astype(np.int64)).to(device)
-    return counter(prev, target).double().cpu().numpy()
+    """float64 bytes of targets [first, end): windows.target_bytes's (the byte sidecar's when the set has one, else
+    the tables'), for the plan read as one window."""
+    x = torch.from_numpy(tokens[first - 1:end - 1].astype(np.int64)).to(device)[None]
+    y = torch.from_numpy(tokens[first:end].astype(np.int64)).to(device)[None]
+    nbytes = target_bytes(ByteCounter(tables, device), val, [Window(first - 1, end - first, 0)], x, y, device)
+    return nbytes[0].double().cpu().numpy()
 
 
 def optimizer_for(tensors: list[torch.Tensor], cfg: TTTConfig) -> torch.optim.Optimizer:
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(tensors, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(tensors, lr=cfg.lr, betas=(cfg.momentum, cfg.lora_beta2), eps=1e-10,
-                             weight_decay=cfg.weight_decay)
+    """The adapters' optimizer: params.build_optimizer with the records' AdamW (beta2 ttt.lora_beta2, eps 1e-10)."""
+    optimizer = build_optimizer([Adaptable(f"lora{i}", t, None, 1.0) for i, t in enumerate(tensors)], cfg,
+                                beta2=cfg.lora_beta2, eps=1e-10)
+    set_lr(optimizer, cfg.lr)
+    return optimizer
 
 
 class Scores:

@@ -72,10 +72,12 @@ def only_these_train(model: nn.Module, tensors: Sequence[torch.Tensor]) -> Itera
             p.requires_grad_(flag)
 
 
-def build_optimizer(adaptables: Sequence[Adaptable], cfg: TTTConfig) -> Optional[torch.optim.Optimizer]:
-    """SGD(momentum) or AdamW(betas=(momentum, 0.999)), one param group per lr multiplier (each group remembers its
-    `lr_mult`). It holds no learning rate yet: the engine's set_lr gives every group scheduled lr * lr_mult before
-    each step, the one place the lr is set. None when nothing adapts."""
+def build_optimizer(adaptables: Sequence[Adaptable], cfg: TTTConfig, beta2: float = 0.999,
+                    eps: float = 1e-8) -> Optional[torch.optim.Optimizer]:
+    """SGD(momentum) or AdamW(betas=(momentum, beta2), eps), one param group per lr multiplier (each group remembers
+    its `lr_mult`). It holds no learning rate yet: set_lr gives every group lr * lr_mult before each step (the
+    engine: the scheduled lr; per-document TTT: ttt.lr, with ttt.lora_beta2 and eps 1e-10 as the records).
+    None when nothing adapts."""
     groups: dict[float, list[torch.Tensor]] = {}
     for a in adaptables:
         groups.setdefault(a.lr_mult, []).append(a.tensor)
@@ -85,7 +87,8 @@ def build_optimizer(adaptables: Sequence[Adaptable], cfg: TTTConfig) -> Optional
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(param_groups, lr=0.0, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(param_groups, lr=0.0, betas=(cfg.momentum, 0.999), weight_decay=cfg.weight_decay)
+        return torch.optim.AdamW(param_groups, lr=0.0, betas=(cfg.momentum, beta2), eps=eps,
+                                 weight_decay=cfg.weight_decay)
     raise ValueError(f"ttt.optimizer must be sgd or adamw, got {cfg.optimizer!r}")
 
 
