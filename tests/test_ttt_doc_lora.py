@@ -211,3 +211,6 @@ def test_doc_lora_passes_the_audit(order):
                        AuditConfig(tokens=240, positions=4), CPU, log=lambda _: None)
     assert record["compliant"], verdict_table(record)
     assert record["checks"]["C3_score_before_update"]["versions"] > 1
+    # C2 compares the base model with the chunk 0 of several documents, more than one batch's worth
+    cfg = settings(doc_order=order)
+    assert record["checks"]["C2_normalization"]["evaluation_targets_compared"] > cfg.doc_batch * cfg.chunk_tokens

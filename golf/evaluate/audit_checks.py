@@ -164,8 +164,14 @@ def check_normalization(model: nn.Module, tokens: np.ndarray, tables: ByteTables
     worst_sum = worst_call = worst_path = 0.0
     compared = 0
     own_windows = getattr(evaluation.ttt, "scoring_windows", None)
-    if own_windows is not None:  # only those the unadapted weights scored, a few of them
+    base_windows = getattr(evaluation.ttt, "base_windows", None)
+    if own_windows is not None and base_windows:  # per-document TTT: each document's chunk 0, scored by the
+        # artifact's weights (adapters at identity, before any phase), spread over the run; a false claim fails C2
+        pick = np.linspace(0, len(base_windows) - 1, min(len(base_windows), 3 * batch_seqs)).round().astype(int)
+        own_windows = [base_windows[k] for k in sorted(set(pick))]
+    elif own_windows is not None:  # only those the unadapted weights scored, a few of them
         own_windows = [w for w in own_windows if (scored_by[w.first_target:w.end_target] == 0).any()][:3 * batch_seqs]
+        base_windows = None
     n_batches = math.ceil(len(windows) / batch_seqs)
     for b in sorted(set(np.linspace(0, n_batches - 1, min(C2_BATCHES, n_batches)).round().astype(int))):
         group = windows[b * batch_seqs:(b + 1) * batch_seqs]
@@ -193,7 +199,7 @@ def check_normalization(model: nn.Module, tokens: np.ndarray, tables: ByteTables
             worst_path = max(worst_path, float(np.nan_to_num(diff, nan=np.inf).max()))
             compared += int(mine.sum())
     for w in own_windows or []:  # per-document TTT (TTTResult.scoring_windows): each window alone, as it scored
-        mine = scored_by[w.first_target:w.end_target] == 0
+        mine = np.ones(w.scored, dtype=bool) if base_windows else scored_by[w.first_target:w.end_target] == 0
         if token_nll is None or not mine.any():
             continue
         row = torch.from_numpy(tokens[w.start:w.start + w.length + 1].astype(np.int64)).to(device)[None]
