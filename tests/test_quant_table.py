@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 
 import pytest
 
 from golf import REPO_ROOT
+from golf.job import ARTIFACT_NAME
+from golf.quant.artifact import export_artifact, load_artifact, write_artifact
+from golf.quant.config import QuantBits, QuantConfig
 
 from testkit import golf_command
 
 pytestmark = pytest.mark.slow
 
 TINY = ["model=tiny", "data=text_dir", "data.vocab_size=384", "train.batch_tokens=2048", "train.seq_len=64",
-        "train.iterations=20", "eval.batch_seqs=16", "eval.max_tokens=4097", "eval.compressor_baselines=false",
+        "train.iterations=8", "eval.batch_seqs=16", "eval.max_tokens=4097", "eval.compressor_baselines=false",
         "logger=none"]
 
 
@@ -26,11 +30,18 @@ def quant_table(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=600)
 
 
-def test_the_table_measures_every_scheme_and_calibrates_gptq(text_corpus, tmp_path):
-    run = tmp_path / "run"
-    trained = golf_command("golf.train", *TINY, "quant=none", f"data.path={text_corpus}", f"paths.root={tmp_path}",
-                           f"hydra.run.dir={run}")
+@pytest.fixture(scope="module")
+def none_run(text_corpus, tmp_path_factory):
+    """A tiny run trained with quant=none: its artifact holds the full-precision weights the table re-exports."""
+    root = tmp_path_factory.mktemp("quant_table")
+    trained = golf_command("golf.train", *TINY, "quant=none", f"data.path={text_corpus}", f"paths.root={root}",
+                           f"hydra.run.dir={root / 'run'}")
     assert trained.returncode == 0, trained.stderr[-3000:]
+    return root / "run"
+
+
+def test_the_table_measures_every_scheme_and_calibrates_gptq(none_run):
+    run = none_run
     result = quant_table(str(run), "--schemes", "none,int8_zlib,gptq_int6_brotli",
                          "--set", "quant.passthrough_numel=1024", "--set", "quant.gptq.calibration_batches=2")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -45,10 +56,11 @@ def test_the_table_measures_every_scheme_and_calibrates_gptq(text_corpus, tmp_pa
     assert "| gptq_int6_brotli |" in result.stdout
 
 
-def test_a_run_with_quantized_weights_is_refused(text_corpus, tmp_path):
+def test_a_run_with_quantized_weights_is_refused(none_run, tmp_path):
     run = tmp_path / "run"
-    trained = golf_command("golf.train", *TINY, "quant=int8_zlib", "quant.passthrough_numel=1024", "train.iterations=2",
-                           f"data.path={text_corpus}", f"paths.root={tmp_path}", f"hydra.run.dir={run}")
-    assert trained.returncode == 0, trained.stderr[-3000:]
+    shutil.copytree(none_run, run)
+    source = load_artifact(run / ARTIFACT_NAME)  # the same weights, exported again with int8 codes
+    int8 = QuantConfig(bits=QuantBits(8, 8, 8, 8), passthrough_numel=1024)
+    write_artifact(run / ARTIFACT_NAME, export_artifact(source.state_dict, source.model, source.vocab_size, int8))
     result = quant_table(str(run))
     assert result.returncode == 2 and "double quantization" in result.stderr
