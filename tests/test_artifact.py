@@ -21,6 +21,7 @@ from golf.quant.artifact import (
 )
 from golf.quant.config import QuantBits, QuantConfig
 from golf.quant.quantize import clip_and_scale_rows, plan_encoding
+from testkit import names_file_and_reason, refusal
 from v1_fixture import V1_CONFIG, v1_state
 
 V1_FILE = Path(__file__).parent / "data" / "artifact_v1.golf"
@@ -201,19 +202,6 @@ def good_bytes(model_and_state) -> bytes:
 
 def header_end(data: bytes) -> int:
     return 16 + struct.unpack_from("<I", data, 8)[0]
-
-
-def refusal(tmp_path: Path, data: bytes) -> str:
-    """The ArtifactError message of loading `data` from tmp_path/bad.golf (the test fails if it loads)."""
-    path = tmp_path / "bad.golf"
-    path.write_bytes(data)
-    with pytest.raises(ArtifactError) as info:
-        load_artifact(path)
-    return str(info.value)
-
-
-def names_file_and_reason(message: str, tmp_path: Path, reason: str) -> bool:
-    return str(tmp_path / "bad.golf") in message and re.search(reason, message) is not None
 
 
 def test_missing_file(tmp_path: Path) -> None:

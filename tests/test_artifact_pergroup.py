@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import struct
-from pathlib import Path
 
 import brotli
 import numpy as np
@@ -18,6 +17,7 @@ from golf.model.gpt import GPT, ModelConfig
 from golf.quant import compressors, grouping, lrzip
 from golf.quant.artifact import MAGIC, ArtifactError, artifact_sha256, decode_artifact, export_artifact, load_artifact
 from golf.quant.config import QuantBits, QuantConfig
+from testkit import names_file_and_reason, refusal
 
 VOCAB = 512
 CFG = ModelConfig(name="pergroup-test", num_layers=2, model_dim=64, num_heads=2, num_kv_heads=1)
@@ -160,14 +160,6 @@ def frame(header: dict, streams: bytes) -> bytes:
     return MAGIC + struct.pack("<II", len(packed), len(raw)) + packed + streams
 
 
-def refused(tmp_path: Path, data: bytes, reason: str) -> None:
-    path = tmp_path / "bad.golf"
-    path.write_bytes(data)
-    with pytest.raises(ArtifactError) as info:
-        load_artifact(path)
-    assert str(path) in str(info.value) and reason in str(info.value), str(info.value)
-
-
 def test_truncated_or_cut_streams_are_refused(tmp_path, exported):
     _, result = exported
     data = result.data
@@ -181,18 +173,21 @@ def test_truncated_or_cut_streams_are_refused(tmp_path, exported):
     blob = stream_blobs(data)[0]
     # the first stream cut by one byte and declared so: its own decompressor notices
     streams = [dict(first, compressed_bytes=len(blob) - 1)] + header["streams"][1:]
-    refused(tmp_path, frame({**header, "streams": streams}, blob[:-1] + rest[len(blob):]), "does not decompress")
+    message = refusal(tmp_path, frame({**header, "streams": streams}, blob[:-1] + rest[len(blob):]))
+    assert names_file_and_reason(message, tmp_path, "does not decompress"), message
 
 
 def test_an_unknown_pergroup_tag_and_a_missing_lrzip_are_named(tmp_path, exported, monkeypatch):
     _, result = exported
     header, rest = split(result.data)
     blob = stream_blobs(result.data)[0]
-    refused(tmp_path, frame(header, b"Q" + blob[1:] + rest[len(blob):]), "not one of the tags")
+    message = refusal(tmp_path, frame(header, b"Q" + blob[1:] + rest[len(blob):]))
+    assert names_file_and_reason(message, tmp_path, "not one of the tags"), message
     fake = b"L" + lrzip.MAGIC + bytes([0, 6]) + (100).to_bytes(8, "little") + bytes(10)  # a well-formed lrzip start
     streams = [dict(header["streams"][0], compressed_bytes=len(fake))] + header["streams"][1:]
     monkeypatch.setattr(lrzip, "command", lambda: None)
-    refused(tmp_path, frame({**header, "streams": streams}, fake + rest[len(blob):]), "lrzip command is not installed")
+    message = refusal(tmp_path, frame({**header, "streams": streams}, fake + rest[len(blob):]))
+    assert names_file_and_reason(message, tmp_path, "lrzip command is not installed"), message
 
 
 def hostile(header: dict, rest: bytes, change) -> bytes:
@@ -209,26 +204,32 @@ def test_a_row_order_that_is_not_a_permutation_is_refused(tmp_path, exported):
 
     def point_at_codes(entries):  # the permutation's bytes read from the codes instead
         entries[fc]["perm_offset"] = entries[fc]["offset"]
-    refused(tmp_path, hostile(header, rest, point_at_codes), "not a permutation")
+    message = refusal(tmp_path, hostile(header, rest, point_at_codes))
+    assert names_file_and_reason(message, tmp_path, "not a permutation"), message
 
     def wrong_length(entries):
         entries[fc]["perm_nbytes"] = 3
-    refused(tmp_path, hostile(header, rest, wrong_length), "one row index per row")
+    message = refusal(tmp_path, hostile(header, rest, wrong_length))
+    assert names_file_and_reason(message, tmp_path, "one row index per row"), message
 
     def float_transposed(entries):
         entries["blocks.0.attn_scale"]["transposed"] = True
-    refused(tmp_path, hostile(header, rest, float_transposed), "only the 2-D int codes")
+    message = refusal(tmp_path, hostile(header, rest, float_transposed))
+    assert names_file_and_reason(message, tmp_path, "only the 2-D int codes"), message
 
     def outside(entries):
         entries[fc]["perm_offset"] = header["payload_bytes"] - 1
-    refused(tmp_path, hostile(header, rest, outside), "outside")
+    message = refusal(tmp_path, hostile(header, rest, outside))
+    assert names_file_and_reason(message, tmp_path, "outside"), message
 
 
 def test_the_stream_list_must_account_for_every_byte(tmp_path, exported):
     _, result = exported
     header, rest = split(result.data)
-    refused(tmp_path, frame(header, rest + b"x"), "extended")
+    message = refusal(tmp_path, frame(header, rest + b"x"))
+    assert names_file_and_reason(message, tmp_path, "extended"), message
     raw = [dict(s) for s in header["streams"]]
     raw[0]["raw_bytes"] += 1
-    refused(tmp_path, frame({**header, "streams": raw}, rest), "add up to")
+    message = refusal(tmp_path, frame({**header, "streams": raw}, rest))
+    assert names_file_and_reason(message, tmp_path, "add up to"), message
     assert artifact_sha256(rest) != header["payload_sha256"]  # the file hashes the decompressed payload

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from golf import CONF_DIR, REPO_ROOT
+from golf.quant.artifact import ArtifactError, load_artifact
 
 WORDS = (
     "the of and to in a is that for it as was with be by on not he i this are or his from at which but have an they "
@@ -75,3 +78,16 @@ def two_document_stream(vocab: int, batch: int = 2, length: int = 24, seed: int 
     ids[:, 0] = BOS_ID
     ids[:, 9] = BOS_ID
     return ids
+
+
+def refusal(tmp_path: Path, data: bytes) -> str:
+    """The ArtifactError message of loading `data` from tmp_path/bad.golf (the test fails if it loads)."""
+    path = tmp_path / "bad.golf"
+    path.write_bytes(data)
+    with pytest.raises(ArtifactError) as info:
+        load_artifact(path)
+    return str(info.value)
+
+
+def names_file_and_reason(message: str, tmp_path: Path, reason: str) -> bool:
+    return str(tmp_path / "bad.golf") in message and re.search(reason, message) is not None
